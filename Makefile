@@ -1,0 +1,96 @@
+# agent-tars-server -- see README.md. `make run` builds and starts the server, `make test` runs
+# every test. SANITIZE=1 builds into build-asan/ with AddressSanitizer + UBSan.
+
+CC      ?= gcc
+PKGS    := libuv libcurl sqlite3 jansson
+DEB_PKGS := libuv1-dev libhttp-parser-dev libwslay-dev libcurl4-openssl-dev libsqlite3-dev \
+            libjansson-dev libcmocka-dev pkg-config nodejs
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -MMD -MP
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lhttp_parser -lm
+CPPFLAGS += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+
+ifeq ($(SANITIZE),1)
+BUILD   := build-asan
+CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else
+BUILD   := build
+endif
+ifeq ($(WERROR),1)
+CFLAGS  += -Werror
+endif
+
+SRCS     := $(sort $(wildcard src/*/*.c)) src/config.c
+LIB_OBJS := $(SRCS:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/src/main.o
+BIN      := $(BUILD)/agent-tars-server
+LIB      := $(BUILD)/libtars.a
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all run test unit integration check fmt clean deps bench
+all: $(BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(MAIN_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+# Installs the Debian packages the build and tests need when one is missing (as root), or
+# prints the exact command to run.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    (apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) >/dev/null || exit 1; \
+	  else \
+	    echo "missing packages; run: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+run: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	./$(BIN) $(ARGS)
+
+unit: $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do \
+	  echo "== $$t"; ./$$t || fail=1; \
+	done; exit $$fail
+
+integration: $(BIN)
+	TARS_BIN=$(abspath $(BIN)) node --test --test-concurrency=1 tests/integration/
+
+test: deps
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+bench: $(BIN)
+	TARS_BIN=$(abspath $(BIN)) node bench/load.mjs
+
+# House rules (STYLE.md 2.9): banned calls, raw malloc/free outside core/xalloc.c.
+check:
+	@! grep -nE '\b(sprintf|strcpy|strcat|strtok|atoi|atol|gets|system|popen)\s*\(' src/*/*.c src/*.c
+	@! grep -nE '\b(malloc|free|calloc|realloc)\s*\(' $(filter-out src/core/xalloc.c,$(SRCS)) src/main.c | grep -v json_set_alloc_funcs
+
+fmt:
+	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/* http.h -- HTTP/1.1 server on libuv + http-parser. Keep-alive, pipelining (requests on one
+ * connection are handed to the handler one at a time, and answered in order), Content-Length
+ * and chunked request bodies, chunked streaming responses, CORS, and caps/timeouts against
+ * hostile peers. Everything runs on the loop thread.
+ *
+ * Lifetime of a request: the handler receives a struct http_req and must eventually finish it
+ * with exactly one of http_respond*() or http_stream_start() ... http_stream_end(). The request
+ * stays valid until then. If the peer goes away first, the close callback set with
+ * http_req_on_close() fires once, and the request is freed right after it returns; do not touch
+ * it afterwards (and do not finish it). */
+#ifndef HTTP_HTTP_H
+#define HTTP_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct http_server_opts {
+    const char *host;               /* "127.0.0.1" */
+    int port;                       /* 0 = ephemeral */
+    size_t max_header_bytes;        /* request line + headers; 431 above (default 16 KiB) */
+    size_t max_body_bytes;          /* 413 above (default 1 MiB) */
+    unsigned header_timeout_ms;     /* whole request head must arrive within (default 10 s) */
+    unsigned body_timeout_ms;       /* whole body must arrive within (default 30 s) */
+    unsigned idle_timeout_ms;       /* keep-alive idle time between requests (default 60 s) */
+    unsigned max_conns;             /* beyond this, new connections get 503 and are closed */
+    size_t max_pending_write_bytes; /* http_stream_write fails beyond this (slow reader) */
+};
+
+struct http_server;
+struct http_req;
+
+typedef void (*http_handler_cb)(struct http_req *req, void *data);
+typedef void (*http_close_cb)(struct http_req *req, void *data);
+/* Fires when the pending (unsent) bytes of a stream drop to zero after a write. */
+typedef void (*http_drain_cb)(struct http_req *req, void *data);
+
+/* Fills unset (zero) fields of opts with the defaults above. */
+void http_server_opts_defaults(struct http_server_opts *opts);
+/* Binds and listens. Returns 0 or a negative libuv error. */
+int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts, http_handler_cb cb,
+                      void *data, struct http_server **out);
+/* The bound port (useful with port 0). */
+int http_server_port(const struct http_server *s);
+/* Number of open connections. */
+unsigned http_server_conn_count(const struct http_server *s);
+/* Stops listening and closes every connection (close callbacks of pending requests fire);
+ * the server is freed once its handles closed. NULL ok. */
+void http_server_close(struct http_server *s);
+
+/* ---- request ---- */
+const char *http_req_method(const struct http_req *req);  /* "GET", "POST", ... */
+const char *http_req_path(const struct http_req *req);    /* percent-decoded, no query */
+const char *http_req_query(const struct http_req *req);   /* raw query without '?', or "" */
+/* Percent-decoded value of a query parameter (+ is space); NULL if absent. Caller owns it. */
+char *http_req_query_param(const struct http_req *req, const char *name);
+/* Case-insensitive header lookup; NULL if absent. */
+const char *http_req_header(const struct http_req *req, const char *name);
+/* Body bytes (NUL-terminated for convenience; may contain NULs). */
+const char *http_req_body(const struct http_req *req, size_t *len);
+uint64_t http_req_conn_id(const struct http_req *req);
+void http_req_on_close(struct http_req *req, http_close_cb cb, void *data);
+
+/* ---- one-shot responses (finish the request) ---- */
+void http_respond(struct http_req *req, int status, const char *content_type, const char *body,
+                  size_t len);
+/* Serializes j compactly as application/json; j is borrowed. */
+void http_respond_json(struct http_req *req, int status, const json_t *j);
+/* {"error": msg} */
+void http_respond_error(struct http_req *req, int status, const char *msg);
+
+/* ---- streaming responses (chunked) ---- */
+/* Sends the status line and headers. extra_headers is NULL or "Name: value\r\n..." lines. */
+int http_stream_start(struct http_req *req, int status, const char *content_type,
+                      const char *extra_headers);
+/* Queues one chunk. Returns 0, or <0 if the peer is gone or more than max_pending_write_bytes
+ * are already waiting (the caller should then give up on this stream: call http_stream_abort). */
+int http_stream_write(struct http_req *req, const char *p, size_t len);
+/* Bytes queued but not yet written to the socket. */
+size_t http_stream_pending(const struct http_req *req);
+void http_stream_on_drain(struct http_req *req, http_drain_cb cb, void *data);
+/* Sends the terminating chunk; the request is finished (keep-alive goes on). */
+void http_stream_end(struct http_req *req);
+/* Closes the connection without finishing the body (slow or broken reader). The close callback
+ * does not fire for this request. */
+void http_stream_abort(struct http_req *req);
+
+#endif

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/* tools.h -- the agent's built-in tools (names and argument schemas as the original Agent TARS,
+ * agent-tools-llm.md §2.1) and workspace path confinement. Tool bodies run off the loop thread on
+ * libuv's threadpool (uv_queue_work): file I/O is the one blocking thing they do; results come
+ * back on the loop thread. */
+#ifndef TOOLS_TOOLS_H
+#define TOOLS_TOOLS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+/* Resolves `path` (relative to root, or absolute) inside the workspace `root` (an absolute,
+ * existing directory). Refuses anything that leaves root: "..", absolute paths elsewhere, and
+ * symlinks (of any existing prefix of the path) that lead out. The target itself need not exist
+ * (write_file creates it) but its existing ancestors are resolved with realpath.
+ * Returns 0 and a heap path in *out, or <0 with a heap message in *err such as
+ * "Access denied - path outside allowed directories: /etc/passwd not in /ws". */
+int workspace_resolve(const char *root, const char *path, char **out, char **err);
+
+/* Resolves a configured workspace directory as the original (anchor-api.md §1.3): empty ->
+ * <cwd>/agent-tars-workspace; leading "~" -> $HOME; absolute as is; relative against cwd;
+ * when isolate && session_id, "/<session_id>" appended. Does not touch the file system.
+ * Caller owns the result. */
+char *workspace_path(const char *configured, const char *session_id, bool isolate);
+/* mkdir -p. Returns 0 or -errno. */
+int workspace_mkdirs(const char *path);
+
+/* The OpenAI "tools" array of every built-in tool: [{"type":"function","function":{name,
+ * description, parameters}}]. Borrowed, lives for the process. */
+const json_t *tools_openai_schema(void);
+/* The {name, description, schema} object for tool_call events, or NULL if unknown. Borrowed. */
+const json_t *tools_describe(const char *name);
+
+struct tool_result {
+    json_t *content;  /* what the tool returned: a string (or an array of content parts) */
+    char *error;      /* NULL on success; the message on failure (content then "Error: <msg>") */
+};
+
+/* on_done fires exactly once, on the loop thread, unless tool_run returned <0. res is borrowed
+ * for the duration of the callback (steal res->content with json_incref if needed). */
+typedef void (*tool_done_cb)(void *data, const struct tool_result *res);
+
+struct tool_run;
+/* Runs tool `name` with parsed `args` (borrowed; copied before return) in workspace `root`.
+ * An unknown tool or invalid arguments still complete through on_done with an error result.
+ * Returns 0, or <0 only if nothing could be queued. */
+int tool_run_start(uv_loop_t *loop, const char *root, const char *name, const json_t *args,
+                   tool_done_cb on_done, void *data, struct tool_run **out);
+/* Asks a running tool to stop (kills child processes for command tools); on_done still fires.
+ * A file tool already on the threadpool finishes normally. */
+void tool_run_abort(struct tool_run *run);
+
+#endif
