@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/* agent.h -- sessions and the agent loop. A session owns its LLM history, its workspace and at
+ * most one run; every event a run emits is serialized once, numbered, kept in the session's
+ * event log and handed to every subscriber (SSE streams today, Socket.IO later). All on the loop
+ * thread. Event schema: anchor-api.md §4.2; loop semantics: §5. */
+#ifndef AGENT_AGENT_H
+#define AGENT_AGENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../core/list.h"
+#include "../llm/llm.h"
+
+struct agent_options {
+    uv_loop_t *loop;
+    struct llm_ctx *llm;
+    const struct llm_config *llm_cfg; /* borrowed for the process lifetime */
+    const char *model_error;          /* non-NULL: every run fails with this message */
+    const char *workspace;            /* configured workspace (see workspace_path) */
+    bool isolate_sessions;
+    int max_iterations;
+    const char *instructions;         /* appended to the system prompt, or NULL */
+    size_t max_log_events;            /* events kept in memory per session (default 1000) */
+};
+
+/* One serialized event, shared by all subscribers (refcounted). */
+struct agent_event {
+    unsigned refs;
+    int64_t seq;         /* SSE id: position in the session log (streaming deltas reuse the last) */
+    const char *type;    /* static string */
+    bool persisted;      /* false for the streaming delta types */
+    bool ends_stream;    /* agent_run_end, or a system event with level "error" */
+    size_t len;
+    char json[];         /* one-line JSON, NUL-terminated */
+};
+
+void agent_event_ref(struct agent_event *ev);
+void agent_event_unref(struct agent_event *ev);
+
+struct agent_session;
+
+/* A subscriber receives every event of a session from the moment it subscribes. on_event must
+ * not unsubscribe other subscribers; it may unsubscribe itself. */
+struct agent_sub {
+    struct list_node node; /* in session->subs */
+    void (*on_event)(struct agent_sub *sub, struct agent_event *ev);
+    void *data;
+};
+
+/* Why a run ended: handed to the run's completion callback. */
+enum agent_run_status { AGENT_RUN_IDLE, AGENT_RUN_ABORTED, AGENT_RUN_ERROR };
+
+/* Fires once when the run ends. final_msg is the last assistant_message event object (borrowed,
+ * may be NULL); errmsg is set when status is AGENT_RUN_ERROR. */
+typedef void (*agent_done_cb)(void *data, enum agent_run_status status, const json_t *final_msg,
+                              const char *errmsg);
+
+void agent_init(const struct agent_options *opts);
+/* Aborts every run and frees every session. */
+void agent_shutdown(void);
+
+/* Creates a session with a fresh nanoid and its workspace directory. Returns the session (owned
+ * by the session table) or NULL with a heap message in *err. */
+struct agent_session *agent_session_create(char **err);
+struct agent_session *agent_session_find(const char *id);
+const char *agent_session_id(const struct agent_session *s);
+const char *agent_session_workspace(const struct agent_session *s);
+bool agent_session_running(const struct agent_session *s);
+size_t agent_session_count(void);
+
+void agent_subscribe(struct agent_session *s, struct agent_sub *sub);
+void agent_unsubscribe(struct agent_session *s, struct agent_sub *sub);
+
+/* Starts a run with `query` (a string or an array of content parts; borrowed). Returns 0 (on_done
+ * fires exactly once later) or -EBUSY if the session is already running (nothing happens). */
+int agent_run_start(struct agent_session *s, const json_t *query, bool stream, agent_done_cb on_done,
+                    void *data);
+/* Detaches a completion callback (its HTTP client went away); the run goes on. */
+void agent_run_forget(struct agent_session *s, void *data);
+/* Aborts the running query at once. Returns true if one was running. */
+bool agent_abort(struct agent_session *s);
+
+#define AGENT_BUSY_MSG                                                                         \
+    "Agent is already executing a task. Complete or abort the current task before starting a " \
+    "new one."
+
+#endif

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/* agent_int.h -- shared between session.c (table, event log, fan-out) and run.c (the loop). */
+#ifndef AGENT_AGENT_INT_H
+#define AGENT_AGENT_INT_H
+
+#include "agent.h"
+
+struct run;
+
+struct agent_session {
+    char id[22];
+    char *workspace;           /* absolute, created */
+    json_t *history;           /* LLM messages without the system prompt */
+    int64_t seq;               /* id of the last persisted event */
+    struct list_node subs;     /* struct agent_sub */
+    struct agent_event **log;  /* ring of the newest persisted events */
+    size_t log_cap, log_head, log_len;
+    struct run *run;           /* the run in progress, or NULL */
+    const char *status;        /* "idle", "executing", "aborted", "error" (static) */
+};
+
+extern struct agent_options agent__opts;
+
+/* A new event object {id, type, timestamp}. */
+json_t *agent__event_new(const char *type);
+/* Serializes `ev` (stolen), numbers it, logs it if persisted and hands it to every subscriber. */
+void agent__emit_new(struct agent_session *s, json_t *ev);
+/* Emits a streaming delta event built without jansson (hot path): type, content (delta bytes)
+ * plus messageId. */
+void agent__emit_delta(struct agent_session *s, const char *type, const char *content, size_t len,
+                       const char *message_id);
+
+#endif

@@ -1,0 +1,477 @@
+/* SPDX-License-Identifier: MIT */
+/* run.c -- the agent loop of one query: LLM call, tool calls in order, LLM call, ... until an
+ * assistant message without tool calls, maxIterations, an abort or an error (anchor-api.md §5).
+ * A run is a small state machine driven by the LLM and tool callbacks. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/buf.h"
+#include "../core/log.h"
+#include "../core/util.h"
+#include "../core/xalloc.h"
+#include "../tools/tools.h"
+#include "agent_int.h"
+
+enum run_state { RUN_LLM, RUN_TOOLS, RUN_DONE };
+
+struct run {
+    struct agent_session *s; /* NULL once the run is done */
+    unsigned refs;           /* 1 for the session, +1 while a tool is on the threadpool */
+    enum run_state state;
+    bool stream;
+    agent_done_cb on_done;
+    void *done_data;
+    int iterations;          /* LLM calls made */
+    uint64_t start_ms;
+    struct llm_request *llm;
+    struct tool_run *tool;
+    char message_id[40];     /* shared by the deltas and the final message of one LLM call */
+    uint64_t llm_start_ms, think_start_ms;
+    struct buf think;        /* reasoning of the current call, until its thinking message */
+    bool think_done;
+    json_t *calls;           /* tool calls of the current assistant message */
+    size_t call_idx;
+    uint64_t tool_start_ms;
+    json_t *final_msg;       /* the last assistant_message event object */
+};
+
+static void next_iteration(struct run *r);
+static void next_tool(struct run *r);
+
+static void run_unref(struct run *r)
+{
+    if (--r->refs > 0)
+        return;
+    buf_release(&r->think);
+    json_decref(r->calls);
+    json_decref(r->final_msg);
+    xfree(r);
+}
+
+static void make_message_id(char *out, size_t n, const char *prefix)
+{
+    char rnd[9];
+    rand_base36(rnd, 8);
+    snprintf(out, n, "%s%lld_%s", prefix, (long long)now_ms(), rnd);
+}
+
+static void emit_system(struct agent_session *s, const char *level, const char *msg)
+{
+    json_t *ev = agent__event_new("system");
+    json_object_set_new(ev, "level", json_string(level));
+    json_object_set_new(ev, "message", json_string_lossy(msg, strlen(msg)));
+    agent__emit_new(s, ev);
+}
+
+/* Ends the run: agent_run_end, session back to idle, completion callback. */
+static void finish(struct run *r, enum agent_run_status status, const char *errmsg)
+{
+    static const char *names[] = {"idle", "aborted", "error"};
+    struct agent_session *s = r->s;
+    r->state = RUN_DONE;
+    r->s = NULL;
+    s->run = NULL;
+    s->status = names[status];
+    json_t *ev = agent__event_new("agent_run_end");
+    json_object_set_new(ev, "sessionId", json_string(s->id));
+    json_object_set_new(ev, "iterations", json_integer(r->iterations));
+    json_object_set_new(ev, "elapsedMs", json_integer((json_int_t)(mono_ms() - r->start_ms)));
+    json_object_set_new(ev, "status", json_string(names[status]));
+    agent__emit_new(s, ev);
+    if (r->on_done)
+        r->on_done(r->done_data, status, r->final_msg, errmsg);
+    run_unref(r);
+}
+
+static void fail(struct run *r, const char *msg)
+{
+    char *m = xasprintf("Error in agent execution: %s", msg);
+    emit_system(r->s, "error", m);
+    finish(r, AGENT_RUN_ERROR, msg);
+    xfree(m);
+}
+
+/* ---- LLM callbacks ---- */
+
+static void flush_thinking(struct run *r)
+{
+    if (r->think.len == 0 || r->think_done)
+        return;
+    r->think_done = true;
+    json_t *ev = agent__event_new("assistant_thinking_message");
+    json_object_set_new(ev, "content", json_string_lossy(r->think.data, r->think.len));
+    json_object_set_new(ev, "isComplete", json_true());
+    json_object_set_new(ev, "thinkingDurationMs",
+                        json_integer((json_int_t)(mono_ms() - r->think_start_ms)));
+    json_object_set_new(ev, "messageId", json_string(r->message_id));
+    agent__emit_new(r->s, ev);
+}
+
+static void on_content(void *data, const char *p, size_t len)
+{
+    struct run *r = data;
+    flush_thinking(r);
+    if (len)
+        agent__emit_delta(r->s, "assistant_streaming_message", p, len, r->message_id);
+}
+
+static void on_reasoning(void *data, const char *p, size_t len)
+{
+    struct run *r = data;
+    if (len == 0 || r->think_done)
+        return;
+    if (r->think.len == 0)
+        r->think_start_ms = mono_ms();
+    buf_append(&r->think, p, len); /* capped by llm's line cap times chunks; see buf max */
+    agent__emit_delta(r->s, "assistant_streaming_thinking_message", p, len, r->message_id);
+}
+
+static void emit_tool_delta(struct run *r, const char *id, const char *name, const char *args,
+                            size_t len, bool complete)
+{
+    json_t *ev = agent__event_new("assistant_streaming_tool_call");
+    json_object_set_new(ev, "toolCallId", json_string_lossy(id, strlen(id)));
+    json_object_set_new(ev, "toolName", json_string_lossy(name, strlen(name)));
+    json_object_set_new(ev, "arguments", json_string_lossy(args, len));
+    json_object_set_new(ev, "isComplete", json_boolean(complete));
+    json_object_set_new(ev, "messageId", json_string(r->message_id));
+    agent__emit_new(r->s, ev);
+}
+
+static void on_tool_call_delta(void *data, size_t index, const char *id, const char *name,
+                               const char *args, size_t len)
+{
+    struct run *r = data;
+    flush_thinking(r);
+    emit_tool_delta(r, id, name, args, len, false);
+}
+
+static json_t *tool_calls_json(const struct llm_result *res)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < res->n_tool_calls; i++) {
+        const struct llm_tool_call *c = &res->tool_calls[i];
+        json_array_append_new(
+            a, json_pack("{s:o, s:s, s:{s:o, s:o}}", "id", json_string_lossy(c->id, strlen(c->id)),
+                         "type", "function", "function", "name",
+                         json_string_lossy(c->name, strlen(c->name)), "arguments",
+                         json_string_lossy(c->arguments, strlen(c->arguments))));
+    }
+    return a;
+}
+
+static void on_llm_done(void *data, int status, const struct llm_result *res, const char *errmsg)
+{
+    struct run *r = data;
+    r->llm = NULL; /* freed by llm after we return */
+    flush_thinking(r);
+    if (status != LLM_OK) {
+        fail(r, errmsg ? errmsg : "LLM request failed");
+        return;
+    }
+    json_t *calls = tool_calls_json(res);
+    for (size_t i = 0; i < res->n_tool_calls; i++)
+        emit_tool_delta(r, res->tool_calls[i].id, res->tool_calls[i].name, "", 0, true);
+    const char *finish_reason = res->finish_reason && *res->finish_reason ? res->finish_reason
+                                : res->n_tool_calls                        ? "tool_calls"
+                                                                           : "stop";
+    json_t *ev = agent__event_new("assistant_message");
+    json_object_set_new(ev, "content", json_string_lossy(res->content, strlen(res->content)));
+    if (res->n_tool_calls)
+        json_object_set(ev, "toolCalls", calls);
+    json_object_set_new(ev, "finishReason", json_string(finish_reason));
+    json_object_set_new(ev, "messageId", json_string(r->message_id));
+    json_object_set_new(ev, "elapsedMs", json_integer((json_int_t)(mono_ms() - r->llm_start_ms)));
+    json_t *msg = json_pack("{s:s, s:O}", "role", "assistant", "content",
+                            json_object_get(ev, "content"));
+    if (res->n_tool_calls)
+        json_object_set(msg, "tool_calls", calls);
+    json_array_append_new(r->s->history, msg);
+    json_decref(r->final_msg);
+    r->final_msg = json_incref(ev);
+    agent__emit_new(r->s, ev);
+    if (res->n_tool_calls == 0) {
+        json_decref(calls);
+        finish(r, AGENT_RUN_IDLE, NULL);
+        return;
+    }
+    json_decref(r->calls);
+    r->calls = calls;
+    r->call_idx = 0;
+    r->state = RUN_TOOLS;
+    next_tool(r);
+}
+
+/* ---- tools ---- */
+
+static void history_tool(struct agent_session *s, const char *call_id, const json_t *content)
+{
+    json_t *c = json_is_string(content) ? json_incref((json_t *)content) : NULL;
+    if (c == NULL) {
+        char *dump = json_dump_compact(content, NULL);
+        c = json_string_lossy(dump, strlen(dump));
+        xfree(dump);
+    }
+    json_array_append_new(s->history, json_pack("{s:s, s:s, s:o}", "role", "tool", "tool_call_id",
+                                                call_id, "content", c));
+}
+
+static void emit_tool_result(struct run *r, const char *call_id, const char *name,
+                             const json_t *content, const char *error, uint64_t elapsed_ms)
+{
+    json_t *ev = agent__event_new("tool_result");
+    json_object_set_new(ev, "toolCallId", json_string(call_id));
+    json_object_set_new(ev, "name", json_string(name));
+    json_object_set(ev, "content", (json_t *)content);
+    json_object_set_new(ev, "elapsedMs", json_integer((json_int_t)elapsed_ms));
+    if (error)
+        json_object_set_new(ev, "error", json_string_lossy(error, strlen(error)));
+    agent__emit_new(r->s, ev);
+    history_tool(r->s, call_id, content);
+}
+
+static const char *call_field(const json_t *call, const char *key)
+{
+    const char *v = json_get_str(json_object_get(call, "function"), key);
+    return v ? v : "";
+}
+
+static void on_tool_done(void *data, const struct tool_result *res)
+{
+    struct run *r = data;
+    r->tool = NULL;
+    if (r->state != RUN_DONE) {
+        const json_t *call = json_array_get(r->calls, r->call_idx);
+        emit_tool_result(r, json_get_str(call, "id"), call_field(call, "name"), res->content,
+                         res->error, mono_ms() - r->tool_start_ms);
+        r->call_idx++;
+        next_tool(r);
+    }
+    run_unref(r);
+}
+
+/* Parses the streamed argument text; "" (and whitespace) means {}. */
+static json_t *parse_args(const char *text, char **err)
+{
+    const char *p = text;
+    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
+        p++;
+    if (*p == '\0')
+        return json_object();
+    json_error_t je;
+    json_t *j = json_loads(p, JSON_DECODE_ANY, &je);
+    if (j == NULL || !json_is_object(j)) {
+        *err = j ? xstrdup("tool arguments must be a JSON object")
+                 : xasprintf("Invalid JSON in tool arguments: %s", je.text);
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static bool start_tool(struct run *r, const json_t *call)
+{
+    const char *id = json_get_str(call, "id");
+    const char *name = call_field(call, "name");
+    char *err = NULL;
+    json_t *args = parse_args(call_field(call, "arguments"), &err);
+    if (args == NULL) {
+        /* As the original: a parse failure comes before the tool_call event (§5.3). */
+        char *msg = xasprintf("Error: %s", err);
+        json_t *content = json_string_lossy(msg, strlen(msg));
+        emit_tool_result(r, id, name, content, err, 0);
+        json_decref(content);
+        xfree(msg);
+        xfree(err);
+        return false;
+    }
+    json_t *ev = agent__event_new("tool_call");
+    json_object_set_new(ev, "toolCallId", json_string(id));
+    json_object_set_new(ev, "name", json_string(name));
+    json_object_set(ev, "arguments", args);
+    r->tool_start_ms = mono_ms();
+    json_object_set_new(ev, "startTime", json_integer((json_int_t)now_ms()));
+    const json_t *desc = tools_describe(name);
+    json_object_set_new(ev, "tool", desc ? json_deep_copy(desc)
+                                         : json_pack("{s:s, s:s, s:{}}", "name", name,
+                                                     "description", "Unknown tool", "schema"));
+    agent__emit_new(r->s, ev);
+    r->refs++;
+    int rc = tool_run_start(agent__opts.loop, r->s->workspace, name, args, on_tool_done, r,
+                            &r->tool);
+    json_decref(args);
+    if (rc < 0) {
+        r->refs--;
+        json_t *content = json_string("Error: cannot start tool");
+        emit_tool_result(r, id, name, content, "cannot start tool", 0);
+        json_decref(content);
+        return false;
+    }
+    return true;
+}
+
+static void next_tool(struct run *r)
+{
+    while (r->call_idx < json_array_size(r->calls)) {
+        if (start_tool(r, json_array_get(r->calls, r->call_idx)))
+            return; /* on_tool_done continues */
+        r->call_idx++;
+    }
+    r->state = RUN_LLM;
+    next_iteration(r);
+}
+
+/* ---- iterations ---- */
+
+static json_t *system_message(const struct run *r)
+{
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    buf_appendf(&b,
+                "You are Agent TARS, a multimodal AI agent that solves tasks step by step. Use the "
+                "tools you are given to read, write and list files; reply with a final answer when "
+                "the task is done.\n\nYour working directory is %s. Relative paths refer to it; "
+                "you cannot reach files outside it.",
+                r->s->workspace);
+    if (agent__opts.instructions && *agent__opts.instructions)
+        buf_appendf(&b, "\n\n%s", agent__opts.instructions);
+    char when[64];
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%m/%d/%Y, %I:%M:%S %p", &tm);
+    buf_appendf(&b, "\n\nCurrent time: %s", when);
+    json_t *m = json_pack("{s:s, s:o}", "role", "system", "content",
+                          json_string_lossy(b.data, b.len));
+    buf_release(&b);
+    return m;
+}
+
+static void max_iterations_reached(struct run *r)
+{
+    char *m = xasprintf("Maximum iterations reached (%d), forcing termination",
+                        agent__opts.max_iterations);
+    emit_system(r->s, "warning", m);
+    xfree(m);
+    json_t *ev = agent__event_new("assistant_message");
+    json_object_set_new(
+        ev, "content",
+        json_string("Sorry, I could not complete this task. Maximum iterations reached."));
+    json_object_set_new(ev, "finishReason", json_string("max_iterations"));
+    make_message_id(r->message_id, sizeof(r->message_id), "msg_");
+    json_object_set_new(ev, "messageId", json_string(r->message_id));
+    json_decref(r->final_msg);
+    r->final_msg = json_incref(ev);
+    agent__emit_new(r->s, ev);
+    finish(r, AGENT_RUN_IDLE, NULL);
+}
+
+static const struct llm_callbacks llm_cbs = {
+    .on_content = on_content,
+    .on_reasoning = on_reasoning,
+    .on_tool_call_delta = on_tool_call_delta,
+    .on_done = on_llm_done,
+};
+
+static void next_iteration(struct run *r)
+{
+    if (r->iterations >= agent__opts.max_iterations) {
+        max_iterations_reached(r);
+        return;
+    }
+    r->iterations++;
+    make_message_id(r->message_id, sizeof(r->message_id), "msg_");
+    buf_reset(&r->think);
+    r->think_done = false;
+    r->llm_start_ms = mono_ms();
+    json_t *messages = json_array();
+    json_array_append_new(messages, system_message(r));
+    json_array_extend(messages, r->s->history);
+    int rc = llm_request_start(agent__opts.llm, agent__opts.llm_cfg, messages,
+                               tools_openai_schema(), &llm_cbs, r, &r->llm);
+    json_decref(messages);
+    if (rc < 0)
+        fail(r, "cannot start the LLM request");
+}
+
+/* ---- public ---- */
+
+int agent_run_start(struct agent_session *s, const json_t *query, bool stream, agent_done_cb on_done,
+                    void *data)
+{
+    if (s->run)
+        return -EBUSY;
+    struct run *r = xcalloc(1, sizeof(*r));
+    r->s = s;
+    r->refs = 1;
+    r->state = RUN_LLM;
+    r->stream = stream;
+    r->on_done = on_done;
+    r->done_data = data;
+    r->start_ms = mono_ms();
+    buf_init(&r->think, 16 << 20);
+    s->run = r;
+    s->status = "executing";
+
+    json_t *ev = agent__event_new("user_message");
+    json_object_set(ev, "content", (json_t *)query);
+    agent__emit_new(s, ev);
+    ev = agent__event_new("agent_run_start");
+    json_object_set_new(ev, "sessionId", json_string(s->id));
+    json_t *input = json_is_string(query) ? json_incref((json_t *)query)
+                                          : json_string("[Complex multimodal input]");
+    json_object_set_new(ev, "runOptions", json_pack("{s:o, s:s, s:b}", "input", input,
+                                                    "sessionId", s->id, "stream", stream));
+    json_object_set_new(ev, "provider", json_string(agent__opts.llm_cfg->provider));
+    json_object_set_new(ev, "model", json_string(agent__opts.llm_cfg->model));
+    agent__emit_new(s, ev);
+    json_array_append_new(s->history,
+                          json_pack("{s:s, s:O}", "role", "user", "content", query));
+    if (agent__opts.model_error) {
+        emit_system(s, "error", agent__opts.model_error);
+        finish(r, AGENT_RUN_ERROR, agent__opts.model_error);
+        return 0;
+    }
+    next_iteration(r);
+    return 0;
+}
+
+void agent_run_forget(struct agent_session *s, void *data)
+{
+    if (s->run && s->run->done_data == data)
+        s->run->on_done = NULL;
+}
+
+bool agent_abort(struct agent_session *s)
+{
+    struct run *r = s->run;
+    if (r == NULL)
+        return false;
+    if (r->llm) {
+        llm_request_cancel(r->llm);
+        r->llm = NULL;
+    }
+    if (r->tool)
+        tool_run_abort(r->tool); /* its on_done still comes, and is ignored */
+    if (r->state == RUN_TOOLS) {
+        /* Every tool call of the last assistant message needs an answer in the history, or the
+         * next request is invalid for the provider. */
+        json_t *aborted = json_string("Error: Request was aborted");
+        for (size_t i = r->call_idx; i < json_array_size(r->calls); i++)
+            history_tool(s, json_get_str(json_array_get(r->calls, i), "id"), aborted);
+        json_decref(aborted);
+    }
+    r->state = RUN_DONE;
+    emit_system(s, "warning", "Request was aborted");
+    json_t *ev = agent__event_new("assistant_message");
+    json_object_set_new(ev, "content", json_string("Request was aborted"));
+    json_object_set_new(ev, "finishReason", json_string("abort"));
+    make_message_id(r->message_id, sizeof(r->message_id), "msg_abort_");
+    json_object_set_new(ev, "messageId", json_string(r->message_id));
+    json_decref(r->final_msg);
+    r->final_msg = json_incref(ev);
+    agent__emit_new(s, ev);
+    finish(r, AGENT_RUN_ABORTED, NULL);
+    return true;
+}

@@ -1,0 +1,491 @@
+/* SPDX-License-Identifier: MIT */
+/* config.c -- flags and the JSON config file, merged into one jansson tree, then read out into
+ * typed fields. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+
+static const char usage[] =
+    "usage: agent-tars-server [options]\n"
+    "\n"
+    "Server:\n"
+    "  --port N                    port to listen on (default 8888; 0 = any free port)\n"
+    "  --host ADDR                 address to bind (default 127.0.0.1)\n"
+    "  --config FILE               JSON config file with the original's keys (model, workspace,\n"
+    "                              maxIterations, maxTokens, temperature, thinking, instructions,\n"
+    "                              server.port, ...); may be given more than once\n"
+    "  --workspace PATH            workspace directory (default ./agent-tars-workspace)\n"
+    "  --isolate-sessions          give every session its own subdirectory of the workspace\n"
+    "  --logLevel LEVEL            error|warn|info|debug|silent (default info)\n"
+    "  --server.maxBodyBytes N     request body cap (default 1048576)\n"
+    "  --server.headerTimeoutMs N  time allowed for a request head (default 10000)\n"
+    "  --server.idleTimeoutMs N    keep-alive idle timeout (default 60000)\n"
+    "  --server.maxConnections N   connection cap (default 10000)\n"
+    "\n"
+    "Model:\n"
+    "  --model.provider NAME       openai, openai-compatible, deepseek, volcengine, ollama,\n"
+    "                              lm-studio, openrouter, groq (unknown = openai-compatible)\n"
+    "  --model.id ID               model id (default gpt-4o)\n"
+    "  --model.baseURL URL         API base URL (fallback $OPENAI_BASE_URL, then the provider's)\n"
+    "  --model.apiKey KEY          API key (fallback $OPENAI_API_KEY); a value like MY_VAR is read\n"
+    "                              from that environment variable\n"
+    "  --maxIterations N           LLM calls per query at most (default 1000)\n"
+    "  --maxTokens N               max_tokens sent to the model (default 8192)\n"
+    "  --temperature X             temperature sent to the model (default 0.7)\n"
+    "  --thinking                  ask the model to think (thinking.type enabled)\n"
+    "  --llm.idleTimeoutMs N       drop a model stream silent for this long (default 60000)\n"
+    "  --llm.maxRetries N          retries on 429/5xx/connection errors (default 2)\n"
+    "  --llm.retryBaseMs N         first retry backoff (default 500)\n"
+    "\n"
+    "  --<any.dotted.key> VALUE    sets that key of the config tree\n"
+    "  -h, --help                  this text\n";
+
+static const struct {
+    const char *name;
+    const char *prefix;
+} providers[] = {
+    {"openai", "https://api.openai.com/v1"},
+    {"deepseek", "https://api.deepseek.com/v1"},
+    {"volcengine", "https://ark.cn-beijing.volces.com/api/v3"},
+    {"ollama", "http://127.0.0.1:11434/v1"},
+    {"lm-studio", "http://127.0.0.1:1234/v1"},
+    {"openrouter", "https://openrouter.ai/api/v1"},
+    {"groq", "https://api.groq.com/openai/v1"},
+};
+
+const char *config_provider_base_url(const char *provider)
+{
+    for (size_t i = 0; i < sizeof(providers) / sizeof(providers[0]); i++)
+        if (strcmp(providers[i].name, provider) == 0)
+            return providers[i].prefix;
+    return NULL;
+}
+
+/* Keys whose values stay strings even when they look like numbers. */
+static bool string_key(const char *key)
+{
+    static const char *keys[] = {"model.id",       "model.apiKey", "model.baseURL",
+                                 "model.provider", "workspace",    "instructions",
+                                 "host",           "config",       "model.displayName"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strcmp(keys[i], key) == 0)
+            return true;
+    return false;
+}
+
+static json_t *flag_value(const char *key, const char *v)
+{
+    if (string_key(key))
+        return json_string(v);
+    if (strcmp(v, "true") == 0)
+        return json_true();
+    if (strcmp(v, "false") == 0)
+        return json_false();
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (*v && *end == '\0' && errno == 0 && !isspace((unsigned char)*v)) {
+        if (d == (double)(json_int_t)d && strchr(v, '.') == NULL)
+            return json_integer((json_int_t)d);
+        return json_real(d);
+    }
+    return json_string(v);
+}
+
+/* Sets root[a][b][c] = val for key "a.b.c", creating objects (replacing non-objects). */
+static void set_dotted(json_t *root, const char *key, json_t *val)
+{
+    json_t *obj = root;
+    const char *p = key;
+    const char *dot;
+    while ((dot = strchr(p, '.')) != NULL) {
+        char *part = xstrndup(p, (size_t)(dot - p));
+        json_t *child = json_object_get(obj, part);
+        if (!json_is_object(child)) {
+            child = json_object();
+            json_object_set_new(obj, part, child);
+        }
+        xfree(part);
+        obj = child;
+        p = dot + 1;
+    }
+    json_object_set_new(obj, p, val);
+}
+
+/* Recursive merge of src into dst: objects merge, anything else replaces. */
+static void merge(json_t *dst, json_t *src)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(src, k, v)
+    {
+        json_t *d = json_object_get(dst, k);
+        if (json_is_object(d) && json_is_object(v))
+            merge(d, v);
+        else
+            json_object_set(dst, k, v);
+    }
+}
+
+static int load_file(json_t *root, const char *path, char **err)
+{
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (j == NULL) {
+        *err = xasprintf("cannot read config '%s': %s (line %d)", path, je.text, je.line);
+        return -1;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        *err = xasprintf("config '%s' is not a JSON object", path);
+        return -1;
+    }
+    merge(root, j);
+    json_decref(j);
+    return 0;
+}
+
+static bool is_bool_flag(const char *name)
+{
+    return strcmp(name, "isolate-sessions") == 0 || strcmp(name, "thinking") == 0 ||
+           strcmp(name, "help") == 0 || strcmp(name, "server.exclusive") == 0 ||
+           strcmp(name, "stream") == 0 || strcmp(name, "debug") == 0 ||
+           strcmp(name, "quiet") == 0;
+}
+
+/* Maps the original's short and deprecated flag names onto config keys. */
+static const char *flag_key(const char *name)
+{
+    static const char *map[][2] = {
+        {"port", "server.port"},         {"host", "server.host"},
+        {"provider", "model.provider"},  {"apiKey", "model.apiKey"},
+        {"baseURL", "model.baseURL"},    {"model", "model.id"},
+        {"isolate-sessions", "workspace.isolateSessions"},
+        {"thinking", "thinking.type"},   {"debug", "logLevel"},
+        {"quiet", "logLevel"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(map[i][0], name) == 0)
+            return map[i][1];
+    return name;
+}
+
+struct flag {
+    const char *name;  /* without "--" and without "=value" */
+    size_t name_len;
+    const char *value; /* NULL for bare boolean flags */
+};
+
+/* Splits argv[*i] (and maybe argv[*i+1]) into a flag. Returns 0, or -1 with *err. */
+static int next_flag(int argc, char **argv, int *i, struct flag *f, char **err)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "-h") == 0)
+        a = "--help";
+    if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+        *err = xasprintf("unexpected argument '%s' (see --help)", a);
+        return -1;
+    }
+    f->name = a + 2;
+    const char *eq = strchr(f->name, '=');
+    if (eq) {
+        f->name_len = (size_t)(eq - f->name);
+        f->value = eq + 1;
+        return 0;
+    }
+    f->name_len = strlen(f->name);
+    f->value = NULL;
+    char name[128];
+    snprintf(name, sizeof(name), "%.*s", (int)f->name_len, f->name);
+    if (is_bool_flag(name))
+        return 0;
+    if (*i + 1 >= argc) {
+        *err = xasprintf("option '--%s' needs a value", name);
+        return -1;
+    }
+    f->value = argv[++*i];
+    return 0;
+}
+
+/* Flags without a dot must be known; dotted ones may set any key of the tree. */
+static bool known_flag(const char *name)
+{
+    static const char *names[] = {
+        "port",        "host",        "workspace", "config",   "c",          "help",
+        "isolate-sessions", "logLevel", "maxIterations", "maxTokens", "temperature",
+        "thinking",    "instructions", "provider", "apiKey",   "baseURL",    "model",
+        "debug",       "quiet",       "stream",    "toolCallEngine", "open", "agent",
+    };
+    if (strchr(name, '.'))
+        return name[0] != '.' && name[strlen(name) - 1] != '.' && strstr(name, "..") == NULL;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void apply_flag(json_t *flags, const char *name, const char *value)
+{
+    const char *key = flag_key(name);
+    json_t *v;
+    if (strcmp(name, "thinking") == 0 && value == NULL)
+        v = json_string("enabled");
+    else if (strcmp(name, "debug") == 0)
+        v = json_string("debug");
+    else if (strcmp(name, "quiet") == 0)
+        v = json_string("error");
+    else if (value == NULL)
+        v = json_true();
+    else
+        v = flag_value(key, value);
+    set_dotted(flags, key, v);
+}
+
+static int parse_argv(json_t *root, int argc, char **argv, char **err)
+{
+    json_t *flags = json_object();
+    char *workspace = NULL;
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        struct flag f;
+        rc = next_flag(argc, argv, &i, &f, err);
+        if (rc < 0)
+            break;
+        char *name = xstrndup(f.name, f.name_len);
+        if (!known_flag(name)) {
+            *err = xasprintf("unknown option '--%s' (see --help)", name);
+            rc = -1;
+        } else if (strcmp(name, "help") == 0)
+            rc = 1;
+        else if (strcmp(name, "config") == 0 || strcmp(name, "c") == 0)
+            rc = load_file(root, f.value, err);
+        else if (strcmp(name, "workspace") == 0) {
+            xfree(workspace);
+            workspace = xstrdup(f.value ? f.value : "");
+        } else
+            apply_flag(flags, name, f.value);
+        xfree(name);
+    }
+    if (rc == 0) {
+        /* --workspace overrides the path but keeps isolateSessions of an object config. */
+        json_t *ws = json_object_get(root, "workspace");
+        if (workspace && json_is_object(ws))
+            json_object_set_new(ws, "workingDirectory", json_string(workspace));
+        else if (workspace)
+            json_object_set_new(root, "workspace", json_string(workspace));
+        json_t *fws = json_object_get(flags, "workspace");
+        if (fws && json_is_object(json_object_get(root, "workspace")) == 0 &&
+            json_is_string(json_object_get(root, "workspace"))) {
+            json_t *obj = json_pack("{s:O}", "workingDirectory", json_object_get(root, "workspace"));
+            json_object_set_new(root, "workspace", obj);
+        }
+        merge(root, flags);
+    }
+    xfree(workspace);
+    json_decref(flags);
+    return rc;
+}
+
+/* ---- reading typed values out of the merged tree ---- */
+
+static json_t *get_path(json_t *root, const char *key)
+{
+    json_t *j = root;
+    const char *p = key;
+    while (j && *p) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        char part[64];
+        snprintf(part, sizeof(part), "%.*s", (int)n, p);
+        j = json_object_get(j, part);
+        p += n + (dot ? 1 : 0);
+    }
+    return j;
+}
+
+static int get_int(json_t *root, const char *key, long long def, long long min, long long max,
+                   long long *out, char **err)
+{
+    json_t *j = get_path(root, key);
+    if (j == NULL || json_is_null(j)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_number(j) || json_number_value(j) < (double)min ||
+        json_number_value(j) > (double)max) {
+        *err = xasprintf("'%s' must be a number between %lld and %lld", key, min, max);
+        return -1;
+    }
+    *out = (long long)json_number_value(j);
+    return 0;
+}
+
+static char *get_str(json_t *root, const char *key)
+{
+    json_t *j = get_path(root, key);
+    if (json_is_string(j))
+        return xstrdup(json_string_value(j));
+    if (json_is_number(j)) {
+        char *s = json_dumps(j, JSON_ENCODE_ANY);
+        char *r = xstrdup(s);
+        xfree(s);
+        return r;
+    }
+    return NULL;
+}
+
+/* The original reads a --model.apiKey / --model.baseURL value that looks like an environment
+ * variable name (^[A-Z][A-Z0-9_]*$) from that variable when it is set. */
+static char *from_env_name(char *v)
+{
+    if (v == NULL || !isupper((unsigned char)v[0]))
+        return v;
+    for (const char *p = v; *p; p++)
+        if (!isupper((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '_')
+            return v;
+    const char *e = getenv(v);
+    if (e == NULL || *e == '\0')
+        return v;
+    xfree(v);
+    return xstrdup(e);
+}
+
+static char *env_dup(const char *name)
+{
+    const char *e = getenv(name);
+    return e && *e ? xstrdup(e) : NULL;
+}
+
+static void read_model(struct config *c)
+{
+    json_t *root = c->root;
+    /* The early config nests the model under model.use {provider, model, apiKey, baseURL}. */
+    json_t *use = get_path(root, "model.use");
+    json_t *m = json_is_object(use) ? use : get_path(root, "model");
+    c->provider = json_is_object(m) ? get_str(m, "provider") : NULL;
+    c->model_id = json_is_object(m) ? get_str(m, json_is_object(use) ? "model" : "id") : NULL;
+    c->base_url = from_env_name(json_is_object(m) ? get_str(m, "baseURL") : NULL);
+    c->api_key = from_env_name(json_is_object(m) ? get_str(m, "apiKey") : NULL);
+    if (c->provider == NULL)
+        c->provider = xstrdup("openai");
+    if (c->model_id == NULL)
+        c->model_id = xstrdup("gpt-4o");
+    if (c->base_url == NULL)
+        c->base_url = env_dup("OPENAI_BASE_URL");
+    if (c->api_key == NULL)
+        c->api_key = env_dup("OPENAI_API_KEY");
+    const char *def = config_provider_base_url(c->provider);
+    bool keyless = strcmp(c->provider, "ollama") == 0 || strcmp(c->provider, "lm-studio") == 0;
+    if (c->base_url == NULL && def && (c->api_key || keyless))
+        c->base_url = xstrdup(def);
+    if (c->base_url == NULL)
+        c->model_error = xasprintf(
+            "no model configured: provider '%s' needs %s; set --model.baseURL and --model.apiKey "
+            "(or OPENAI_BASE_URL and OPENAI_API_KEY), or a \"model\" object in --config",
+            c->provider, def ? "an API key" : "a base URL");
+    if (c->api_key)
+        log_add_secret(c->api_key);
+}
+
+static int read_all(struct config *c, char **err)
+{
+    json_t *r = c->root;
+    long long v;
+    if (get_int(r, "server.port", 8888, 0, 65535, &v, err) < 0)
+        return -1;
+    c->port = (int)v;
+    c->host = get_str(r, "server.host");
+    if (c->host == NULL)
+        c->host = xstrdup("127.0.0.1");
+    json_t *ws = get_path(r, "workspace");
+    c->workspace = json_is_object(ws) ? get_str(ws, "workingDirectory") : get_str(r, "workspace");
+    c->isolate_sessions = json_is_true(get_path(r, "workspace.isolateSessions"));
+    if (get_int(r, "maxIterations", 1000, 1, 1000000, &v, err) < 0)
+        return -1;
+    c->max_iterations = (int)v;
+    c->instructions = get_str(r, "instructions");
+    read_model(c);
+    struct llm_config *l = &c->llm;
+    l->provider = c->provider;
+    l->model = c->model_id;
+    l->base_url = c->base_url;
+    l->api_key = c->api_key;
+    if (get_int(r, "maxTokens", 8192, 0, 10000000, &v, err) < 0)
+        return -1;
+    l->max_tokens = (int)v;
+    json_t *t = get_path(r, "temperature");
+    l->temperature = json_is_number(t) ? json_number_value(t) : 0.7;
+    json_t *th = get_path(r, "thinking");
+    const char *tt = json_string_value(json_is_object(th) ? json_object_get(th, "type") : th);
+    l->thinking = json_is_true(th) || (tt && strcmp(tt, "enabled") == 0) ? 1
+                  : json_is_false(th) || (tt && strcmp(tt, "disabled") == 0) ? 0
+                                                                             : -1;
+    static const struct {
+        const char *key;
+        long long def, min, max;
+    } nums[] = {
+        {"llm.idleTimeoutMs", 60000, 1, 86400000}, {"llm.maxRetries", 2, 0, 20},
+        {"llm.retryBaseMs", 500, 0, 60000},        {"server.maxBodyBytes", 1 << 20, 1, 1LL << 31},
+        {"server.headerTimeoutMs", 10000, 1, 86400000},
+        {"server.idleTimeoutMs", 60000, 1, 86400000},
+        {"server.maxConnections", 10000, 1, 1000000},
+    };
+    long long out[7];
+    for (size_t i = 0; i < 7; i++)
+        if (get_int(r, nums[i].key, nums[i].def, nums[i].min, nums[i].max, &out[i], err) < 0)
+            return -1;
+    l->idle_timeout_ms = (unsigned)out[0];
+    l->max_retries = (unsigned)out[1];
+    l->retry_base_ms = (unsigned)out[2];
+    l->connect_timeout_ms = 10000;
+    l->max_line_bytes = 4 << 20;
+    c->max_body_bytes = (size_t)out[3];
+    c->header_timeout_ms = (unsigned)out[4];
+    c->idle_timeout_ms = (unsigned)out[5];
+    c->max_conns = (unsigned)out[6];
+    char *lvl = get_str(r, "logLevel");
+    c->log_level = lvl ? log_level_parse(lvl) : LOG_INFO;
+    if (lvl && c->log_level == -1) {
+        *err = xasprintf("unknown logLevel '%s'", lvl);
+        xfree(lvl);
+        return -1;
+    }
+    xfree(lvl);
+    return 0;
+}
+
+int config_load(struct config *c, int argc, char **argv, char **err)
+{
+    memset(c, 0, sizeof(*c));
+    c->root = json_object();
+    *err = NULL;
+    int rc = parse_argv(c->root, argc, argv, err);
+    if (rc == 1) {
+        fputs(usage, stdout);
+        return 1;
+    }
+    if (rc < 0)
+        return -1;
+    return read_all(c, err);
+}
+
+void config_release(struct config *c)
+{
+    json_decref(c->root);
+    xfree(c->host);
+    xfree(c->workspace);
+    xfree(c->provider);
+    xfree(c->model_id);
+    xfree(c->base_url);
+    xfree(c->api_key);
+    xfree(c->model_error);
+    xfree(c->instructions);
+    memset(c, 0, sizeof(*c));
+}

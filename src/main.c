@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/* main.c -- config -> llm context -> agent -> HTTP server -> uv_run. SIGINT/SIGTERM close every
+ * handle so that the loop ends and can be closed cleanly. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "api/api.h"
+#include "config.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "http/http.h"
+#include "llm/llm.h"
+
+static struct {
+    uv_loop_t *loop;
+    uv_signal_t sigint, sigterm;
+    struct http_server *http;
+    struct llm_ctx *llm;
+    bool stopping;
+} app;
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    if (app.stopping)
+        return;
+    app.stopping = true;
+    log_info("received signal %d, shutting down", signum);
+    http_server_close(app.http);
+    agent_shutdown();
+    llm_ctx_close(app.llm);
+    uv_close((uv_handle_t *)&app.sigint, NULL);
+    uv_close((uv_handle_t *)&app.sigterm, NULL);
+}
+
+static int serve(struct config *cfg)
+{
+    app.loop = uv_default_loop();
+    int rc = llm_ctx_new(app.loop, &app.llm);
+    if (rc < 0) {
+        fprintf(stderr, "error: cannot set up the HTTP client: %s\n", uv_strerror(rc));
+        return 1;
+    }
+    struct agent_options ao = {
+        .loop = app.loop,
+        .llm = app.llm,
+        .llm_cfg = &cfg->llm,
+        .model_error = cfg->model_error,
+        .workspace = cfg->workspace,
+        .isolate_sessions = cfg->isolate_sessions,
+        .max_iterations = cfg->max_iterations,
+        .instructions = cfg->instructions,
+    };
+    agent_init(&ao);
+    struct http_server_opts ho = {
+        .host = cfg->host,
+        .port = cfg->port,
+        .max_body_bytes = cfg->max_body_bytes,
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .idle_timeout_ms = cfg->idle_timeout_ms,
+        .max_conns = cfg->max_conns,
+    };
+    http_server_opts_defaults(&ho);
+    rc = http_server_start(app.loop, &ho, api_handle, NULL, &app.http);
+    if (rc < 0) {
+        fprintf(stderr, "error: cannot listen on %s:%d: %s\n", cfg->host, cfg->port,
+                uv_strerror(rc));
+        agent_shutdown();
+        llm_ctx_close(app.llm);
+        uv_run(app.loop, UV_RUN_DEFAULT);
+        uv_loop_close(app.loop);
+        return 1;
+    }
+    uv_signal_init(app.loop, &app.sigint);
+    uv_signal_init(app.loop, &app.sigterm);
+    uv_signal_start(&app.sigint, on_signal, SIGINT);
+    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    if (cfg->model_error)
+        log_warn("%s", cfg->model_error);
+    else
+        log_info("model %s/%s at %s", cfg->provider, cfg->model_id, cfg->base_url);
+    const char *fmt = strchr(cfg->host, ':') ? "agent-tars-server listening on http://[%s]:%d\n"
+                                             : "agent-tars-server listening on http://%s:%d\n";
+    printf(fmt, cfg->host, http_server_port(app.http));
+    fflush(stdout);
+    uv_run(app.loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(app.loop);
+    if (rc != 0)
+        log_warn("event loop closed with handles still open: %s", uv_strerror(rc));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    json_set_alloc_funcs(xmalloc, xfree);
+    signal(SIGPIPE, SIG_IGN);
+    struct config cfg;
+    char *err = NULL;
+    int rc = config_load(&cfg, argc, argv, &err);
+    if (rc != 0) {
+        if (rc < 0)
+            fprintf(stderr, "error: %s\n", err);
+        xfree(err);
+        config_release(&cfg);
+        return rc < 0 ? 2 : 0;
+    }
+    log_set_level(cfg.log_level);
+    rc = serve(&cfg);
+    config_release(&cfg);
+    return rc;
+}
