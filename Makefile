@@ -8,7 +8,7 @@ DEB_PKGS := libuv1-dev libhttp-parser-dev libwslay-dev libcurl4-openssl-dev libs
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -MMD -MP
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lhttp_parser -lm
-CPPFLAGS += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CPPFLAGS += -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
 ifeq ($(SANITIZE),1)
 BUILD   := build-asan
