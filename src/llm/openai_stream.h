@@ -27,9 +27,11 @@ struct oai_stream {
     size_t ncalls;
     char finish_reason[32];
     json_t *usage;
-    bool done;       /* saw data: [DONE] */
-    char *error;     /* message of an error object inside the stream, or of a protocol error */
-    int status;      /* first error: LLM_ERR_STREAM or LLM_ERR_PROTOCOL; 0 otherwise */
+    bool done;         /* saw data: [DONE] */
+    char *error;       /* message of an error object inside the stream, or of a protocol error */
+    int status;        /* first error: LLM_ERR_STREAM or LLM_ERR_PROTOCOL (LLM_ERR_TRUNCATED once
+                        * oai_stream_finish found the stream incomplete); 0 otherwise */
+    size_t text_bytes; /* content + reasoning + tool-call text kept so far (capped) */
 };
 
 void oai_stream_init(struct oai_stream *s, const struct llm_callbacks *cb, void *data,

@@ -20,14 +20,18 @@ struct sse_reader {
     struct buf data;  /* the data of the current event */
     struct buf event; /* the event name of the current event */
     bool has_data;
-    bool last_cr;     /* previous chunk ended in \r: a leading \n is part of that line end */
-    size_t max_line;
+    bool last_cr;    /* previous chunk ended in \r: a leading \n is part of that line end */
+    bool seen_line;  /* a line was processed: a UTF-8 BOM is only skipped before the first */
+    int err;         /* first error returned by sse_reader_feed; later feeds return it again */
+    size_t max_line; /* cap on one line, and on the joined data of one event */
 };
 
 #define SSE_ERR_LINE_TOO_LONG (-2)
 
+/* max_line_bytes 0 means 4 MiB. */
 void sse_reader_init(struct sse_reader *r, size_t max_line_bytes);
-/* Returns 0, SSE_ERR_LINE_TOO_LONG, or the callback's negative value. */
+/* Returns 0, SSE_ERR_LINE_TOO_LONG (a line, or one event's joined data, over the cap), or the
+ * callback's negative value. Errors are sticky: later feeds return the same value unread. */
 int sse_reader_feed(struct sse_reader *r, const char *p, size_t len, sse_event_cb cb, void *data);
 void sse_reader_release(struct sse_reader *r);
 
