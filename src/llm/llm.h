@@ -33,7 +33,7 @@ struct llm_config {
     int max_tokens;            /* sent as "max_tokens" when > 0 */
     double temperature;        /* sent when >= 0 */
     int thinking;              /* -1 unset, 0 sends {"type":"disabled"}, 1 {"type":"enabled"} */
-    unsigned max_retries;      /* retries for 408/409/429/5xx/connection errors (default 2) */
+    unsigned max_retries;      /* retries for 408/409/429/5xx/connection errors (0 = none) */
     unsigned idle_timeout_ms;  /* abort the transfer when no byte arrives for this long */
     unsigned connect_timeout_ms;
     unsigned retry_base_ms;    /* first backoff step (default 500), doubled, capped at 8000 */
@@ -89,7 +89,8 @@ int llm_request_start(struct llm_ctx *ctx, const struct llm_config *cfg, const j
                       const json_t *tools, const struct llm_callbacks *cb, void *data,
                       struct llm_request **out);
 /* Drops the transfer at once (closing the connection) and frees the request. No callback fires
- * afterwards. Must not be called from inside that request's own callbacks. */
+ * afterwards. Safe from any loop callback, including this request's own delta callbacks (the
+ * teardown then completes when the callback returns); a no-op inside its own on_done. */
 void llm_request_cancel(struct llm_request *req);
 
 /* Builds the request body (pure; exposed for tests). Returns a new reference. */
