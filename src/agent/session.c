@@ -156,10 +156,17 @@ void agent__emit_delta(struct agent_session *s, const char *type, const char *co
     char id[37];
     uuid_v4(id);
     buf_reset(&b);
-    buf_appendf(&b, "{\"id\":\"%s\",\"type\":\"%s\",\"timestamp\":%lld,\"content\":\"", id, type,
-                (long long)now_ms());
+    buf_append_lit(&b, "{\"id\":\"");
+    buf_append(&b, id, 36);
+    buf_append_lit(&b, "\",\"type\":\"");
+    buf_appends(&b, type);
+    buf_append_lit(&b, "\",\"timestamp\":");
+    buf_append_i64(&b, (long long)now_ms());
+    buf_append_lit(&b, ",\"content\":\"");
     escape_into(&b, content, len);
-    buf_appendf(&b, "\",\"isComplete\":false,\"messageId\":\"%s\"}", message_id);
+    buf_append_lit(&b, "\",\"isComplete\":false,\"messageId\":\"");
+    buf_appends(&b, message_id);
+    buf_append_lit(&b, "\"}");
     struct agent_event *ev = event_alloc(s, type, b.len);
     memcpy(ev->json, b.data, b.len + 1);
     fan_out(s, ev);

@@ -110,9 +110,11 @@ static void on_stream_event(struct agent_sub *sub, struct agent_event *ev)
 {
     struct query_ctx *q = sub->data;
     buf_reset(&q->frame);
-    buf_appendf(&q->frame, "id: %lld\n\ndata: ", (long long)ev->seq);
+    buf_append_lit(&q->frame, "id: ");
+    buf_append_i64(&q->frame, (long long)ev->seq);
+    buf_append_lit(&q->frame, "\n\ndata: ");
     buf_append(&q->frame, ev->json, ev->len);
-    buf_append(&q->frame, "\n\n", 2);
+    buf_append_lit(&q->frame, "\n\n");
     if (http_stream_write(q->req, q->frame.data, q->frame.len) < 0) {
         log_info("conn %llu sess %s: dropping a stream that fell behind",
                  (unsigned long long)http_req_conn_id(q->req), agent_session_id(q->s));

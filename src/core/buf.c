@@ -71,6 +71,19 @@ int buf_appendf(struct buf *b, const char *fmt, ...)
     return 0;
 }
 
+int buf_append_i64(struct buf *b, long long v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do
+        tmp[--i] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        tmp[--i] = '-';
+    return buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
 void buf_consume(struct buf *b, size_t n)
 {
     if (n >= b->len) {

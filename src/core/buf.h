@@ -22,6 +22,10 @@ int buf_append(struct buf *b, const void *p, size_t len);
 int buf_appendc(struct buf *b, char c);
 int buf_appends(struct buf *b, const char *s);
 int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends a string literal without strlen. */
+#define buf_append_lit(b, lit) buf_append((b), "" lit, sizeof(lit) - 1)
+/* Appends the decimal form of v (no printf: this is on the per-event path). */
+int buf_append_i64(struct buf *b, long long v);
 /* Drops the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
 /* Empties the buffer, keeping its memory. */
