@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/* response.c -- formats responses into a connection's outgoing buffer: one-shot responses with
+ * Content-Length, chunked streams, the CORS preflight answer and the server's own errors.
+ * conn.c writes the buffer out and moves the connection on once a response is finished. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/log.h"
+#include "../core/util.h"
+#include "../core/xalloc.h"
+#include "http_int.h"
+
+#define JSON_TYPE "application/json; charset=utf-8"
+
+static const char *reason(int status)
+{
+    const char *s = http_status_str((enum http_status)status);
+    return s[0] == '<' ? "Unknown" : s;
+}
+
+static void append_head(struct buf *b, int status, const char *content_type, bool keep_alive)
+{
+    char line[96];
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason(status));
+    buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    if (content_type) {
+        buf_append(b, "Content-Type: ", 14);
+        buf_appends(b, content_type);
+        buf_append(b, "\r\n", 2);
+    }
+    if (keep_alive)
+        buf_appends(b, "Connection: keep-alive\r\n");
+    else
+        buf_appends(b, "Connection: close\r\n");
+    /* CORS as the original's cors() middleware: every response allows any origin. */
+    buf_appends(b, "Access-Control-Allow-Origin: *\r\n");
+}
+
+void http__append_response(struct http_conn *c, const struct http_req *req, int status,
+                           const char *content_type, const char *extra_headers, const char *body,
+                           size_t len, bool keep_alive)
+{
+    struct buf *b = &c->out;
+    if (status < 200 || status == 204 || status == 304)
+        len = 0; /* RFC 9110 §6.4.1: these never carry content */
+    append_head(b, status, content_type, keep_alive);
+    if (extra_headers)
+        buf_appends(b, extra_headers);
+    char cl[48];
+    int n = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n\r\n", len);
+    buf_append(b, cl, (size_t)n);
+    if (len && !(req && req->is_head))
+        buf_append(b, body, len);
+}
+
+/* Frees the finished request and lets its connection move on to the next one. */
+static void finish(struct http_req *req, bool keep_alive)
+{
+    struct http_conn *c = req->conn;
+    if (c && c->req == req)
+        c->req = NULL;
+    http__req_free(req);
+    if (c)
+        http__conn_finished(c, keep_alive);
+}
+
+/* ---- one-shot responses ---- */
+
+void http_respond(struct http_req *req, int status, const char *content_type, const char *body,
+                  size_t len)
+{
+    if (!req || req->gone)
+        return;
+    if (req->streaming) {
+        log_error("conn %llu: http_respond on a streaming response",
+                  (unsigned long long)req->conn_id);
+        return;
+    }
+    struct http_conn *c = req->conn;
+    if (c && !c->closing)
+        http__append_response(c, req, status, content_type, NULL, body, len, req->keep_alive);
+    finish(req, req->keep_alive);
+}
+
+void http_respond_json(struct http_req *req, int status, const json_t *j)
+{
+    size_t len = 0;
+    char *s = json_dump_compact(j, &len);
+    if (!s) {
+        http_respond_error(req, 500, "Internal server error");
+        return;
+    }
+    http_respond(req, status, JSON_TYPE, s, len);
+    xfree(s);
+}
+
+void http_respond_error(struct http_req *req, int status, const char *msg)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "error", json_string_lossy(msg, strlen(msg)));
+    size_t len = 0;
+    char *s = json_dump_compact(o, &len);
+    json_decref(o);
+    http_respond(req, status, JSON_TYPE, s, len);
+    xfree(s);
+}
+
+/* The preflight answer of the original's cors() middleware; the handler never sees OPTIONS.
+ * Requested headers are echoed so that any header a browser asks for is allowed. */
+void http__respond_options(struct http_req *req)
+{
+    const char *want = http_req_header(req, "access-control-request-headers");
+    char *extra = xasprintf("Access-Control-Allow-Methods: GET,POST,PUT,DELETE,OPTIONS\r\n"
+                            "Access-Control-Allow-Headers: %s\r\n",
+                            want && *want ? want : "Content-Type,Authorization");
+    http__append_response(req->conn, req, 204, NULL, extra, NULL, 0, req->keep_alive);
+    xfree(extra);
+    finish(req, req->keep_alive);
+}
+
+void http__conn_send_error(struct http_conn *c, int status)
+{
+    const char *msg = status == 413   ? "Request body too large"
+                      : status == 431 ? "Request header fields too large"
+                      : status == 503 ? "Too many connections"
+                                      : "Bad request";
+    char body[96];
+    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", msg);
+    http__append_response(c, NULL, status, JSON_TYPE, NULL, body, (size_t)n, false);
+    http__conn_finished(c, false);
+}
+
+/* ---- streaming ---- */
+
+int http_stream_start(struct http_req *req, int status, const char *content_type,
+                      const char *extra_headers)
+{
+    if (!req || req->gone || req->streaming || !req->conn)
+        return UV_EINVAL;
+    struct http_conn *c = req->conn;
+    if (c->closing)
+        return UV_EPIPE;
+    req->streaming = true;
+    /* HTTP/1.0 has no chunked coding: the body then runs until we close. */
+    req->chunked_out = req->http_major > 1 || req->http_minor >= 1;
+    if (!req->chunked_out)
+        req->keep_alive = false;
+    append_head(&c->out, status, content_type, req->keep_alive);
+    if (req->chunked_out)
+        buf_appends(&c->out, "Transfer-Encoding: chunked\r\n");
+    if (extra_headers)
+        buf_appends(&c->out, extra_headers);
+    buf_append(&c->out, "\r\n", 2);
+    http__conn_queue_flush(c);
+    return 0;
+}
+
+size_t http_stream_pending(const struct http_req *req)
+{
+    const struct http_conn *c = req->conn;
+    if (!c)
+        return 0;
+    return c->out.len + (c->writing ? c->wbuf.len - c->wbuf_sent : 0);
+}
+
+int http_stream_write(struct http_req *req, const char *p, size_t len)
+{
+    if (!req || req->gone || !req->streaming)
+        return UV_EINVAL;
+    struct http_conn *c = req->conn;
+    if (c->closing)
+        return UV_EPIPE;
+    /* An empty chunk would be read as the end of the body. */
+    if (len == 0 || req->is_head)
+        return 0;
+    /* A reader this far behind is not coming back; the cap bounds its memory at about
+     * max_pending_write_bytes plus one chunk. */
+    if (http_stream_pending(req) > c->srv->opts.max_pending_write_bytes)
+        return UV_ENOBUFS;
+    if (req->chunked_out) {
+        /* The chunk-size line goes straight into the outgoing buffer: no allocation. */
+        static const char hex[] = "0123456789abcdef";
+        char line[2 * sizeof(size_t) + 2];
+        size_t i = sizeof(line);
+        line[--i] = '\n';
+        line[--i] = '\r';
+        for (size_t v = len; v; v >>= 4)
+            line[--i] = hex[v & 15];
+        buf_append(&c->out, line + i, sizeof(line) - i);
+        buf_append(&c->out, p, len);
+        buf_append(&c->out, "\r\n", 2);
+    } else {
+        buf_append(&c->out, p, len);
+    }
+    http__conn_queue_flush(c);
+    return 0;
+}
+
+void http_stream_on_drain(struct http_req *req, http_drain_cb cb, void *data)
+{
+    req->drain_cb = cb;
+    req->drain_data = data;
+}
+
+void http_stream_end(struct http_req *req)
+{
+    if (!req || req->gone)
+        return;
+    if (!req->streaming) {
+        log_error("conn %llu: http_stream_end without http_stream_start",
+                  (unsigned long long)req->conn_id);
+        return;
+    }
+    struct http_conn *c = req->conn;
+    if (!c->closing && req->chunked_out && !req->is_head)
+        buf_append(&c->out, "0\r\n\r\n", 5);
+    finish(req, req->keep_alive);
+}
+
+void http_stream_abort(struct http_req *req)
+{
+    if (!req || req->gone)
+        return;
+    struct http_conn *c = req->conn;
+    if (c && c->req == req)
+        c->req = NULL;
+    http__req_free(req);
+    if (c)
+        http__conn_close(c);
+}
