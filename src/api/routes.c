@@ -11,6 +11,7 @@
 #include "../core/xalloc.h"
 #include "api.h"
 #include "router.h"
+#include "sse.h"
 
 enum route_id {
     R_HEALTH,
@@ -110,11 +111,7 @@ static void on_stream_event(struct agent_sub *sub, struct agent_event *ev)
 {
     struct query_ctx *q = sub->data;
     buf_reset(&q->frame);
-    buf_append_lit(&q->frame, "id: ");
-    buf_append_i64(&q->frame, (long long)ev->seq);
-    buf_append_lit(&q->frame, "\n\ndata: ");
-    buf_append(&q->frame, ev->json, ev->len);
-    buf_append_lit(&q->frame, "\n\n");
+    sse_frame(&q->frame, ev->seq, ev->json, ev->len);
     if (http_stream_write(q->req, q->frame.data, q->frame.len) < 0) {
         log_info("conn %llu sess %s: dropping a stream that fell behind",
                  (unsigned long long)http_req_conn_id(q->req), agent_session_id(q->s));

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/router.h"
+#include "api/sse.h"
 #include "core/buf.h"
 #include "core/map.h"
 #include "core/util.h"
@@ -134,13 +135,32 @@ static void test_router(void **state)
     assert_int_equal(router_match(routes, 5, "POST", long_path, &m), 0);
 }
 
+static void test_sse_frame(void **state)
+{
+    struct buf b;
+    buf_init(&b, 1024);
+    const char *ev = "{\"type\":\"user_message\",\"content\":\"a\\nb\"}";
+    assert_int_equal(sse_frame(&b, 7, ev, strlen(ev)), 0);
+    assert_string_equal(buf_str(&b), "id: 7\n\ndata: {\"type\":\"user_message\",\"content\":\"a\\nb\"}\n\n");
+    buf_reset(&b);
+    assert_int_equal(sse_frame(&b, 0, "{}", 2), 0);
+    assert_int_equal(sse_frame(&b, 1234567890123LL, "{}", 2), 0);
+    assert_string_equal(buf_str(&b), "id: 0\n\ndata: {}\n\nid: 1234567890123\n\ndata: {}\n\n");
+    buf_release(&b);
+    /* Over the cap: an error, never a partial frame beyond the cap. */
+    buf_init(&b, 16);
+    assert_int_equal(sse_frame(&b, 1, "{\"long\":\"xxxxxxxx\"}", 19), BUF_ERR_TOOBIG);
+    assert_true(b.len <= 16);
+    buf_release(&b);
+}
+
 int main(void)
 {
     json_set_alloc_funcs(xmalloc, xfree);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_cap),   cmocka_unit_test(test_map),
         cmocka_unit_test(test_ids),       cmocka_unit_test(test_json_lossy),
-        cmocka_unit_test(test_router),
+        cmocka_unit_test(test_router),    cmocka_unit_test(test_sse_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
