@@ -72,6 +72,14 @@ const char *agent_session_workspace(const struct agent_session *s);
 bool agent_session_running(const struct agent_session *s);
 size_t agent_session_count(void);
 
+/* "idle", "executing", "aborted" or "error" (anchor-api.md F6). */
+const char *agent_session_status(const struct agent_session *s);
+
+/* Hands the session's stored events with SSE id > after to cb, in order (from the store when
+ * there is one, else from the in-memory log of the newest events). Returns 0 or <0. */
+int agent_replay(struct agent_session *s, int64_t after,
+                 void (*cb)(void *data, struct agent_event *ev), void *data);
+
 void agent_subscribe(struct agent_session *s, struct agent_sub *sub);
 void agent_unsubscribe(struct agent_session *s, struct agent_sub *sub);
 

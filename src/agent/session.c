@@ -222,6 +222,22 @@ size_t agent_session_count(void)
     return sessions.len;
 }
 
+const char *agent_session_status(const struct agent_session *s)
+{
+    return s->status;
+}
+
+int agent_replay(struct agent_session *s, int64_t after,
+                 void (*cb)(void *data, struct agent_event *ev), void *data)
+{
+    for (size_t i = 0; i < s->log_len; i++) {
+        struct agent_event *ev = s->log[(s->log_head + i) % s->log_cap];
+        if (ev->seq > after)
+            cb(data, ev);
+    }
+    return 0;
+}
+
 void agent_subscribe(struct agent_session *s, struct agent_sub *sub)
 {
     list_insert_tail(&s->subs, &sub->node);
