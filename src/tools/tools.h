@@ -27,6 +27,13 @@ char *workspace_path(const char *configured, const char *session_id, bool isolat
 /* mkdir -p. Returns 0 or -errno. */
 int workspace_mkdirs(const char *path);
 
+/* Reads the tool settings of the config tree (borrowed; kept): "tool": {include, exclude}
+ * (name-substring filters as the original), "search": {provider, apiKey, baseURL, count},
+ * "command": {timeoutMs, maxOutputBytes}. Returns 0 or <0 with a heap message in *err. Without
+ * a call, defaults apply. */
+int tools_init(uv_loop_t *loop, const json_t *config_root, char **err);
+void tools_shutdown(void);
+
 /* The OpenAI "tools" array of every built-in tool: [{"type":"function","function":{name,
  * description, parameters}}]. Borrowed, lives for the process. */
 const json_t *tools_openai_schema(void);
