@@ -28,6 +28,12 @@ static const char usage[] =
     "  --server.headerTimeoutMs N  time allowed for a request head (default 10000)\n"
     "  --server.idleTimeoutMs N    keep-alive idle timeout (default 60000)\n"
     "  --server.maxConnections N   connection cap (default 10000)\n"
+    "  --server.storage.type T     sqlite (default) or memory\n"
+    "  --server.storage.path FILE  SQLite file (default ~/.agent-tars/agent-tars.db)\n"
+    "  --server.exclusive          one running session at a time (409 for new ones)\n"
+    "  --server.maxConcurrentRuns N  runs at once, 0 = unlimited (default 0); more wait\n"
+    "  --server.maxQueuedRuns N    waiting runs beyond which queries get 429 (default 64)\n"
+    "  --sio-test-mode             Socket.IO conformance-suite endpoints (development only)\n"
     "\n"
     "Model:\n"
     "  --model.provider NAME       openai, openai-compatible, deepseek, volcengine, ollama,\n"
@@ -157,7 +163,7 @@ static bool is_bool_flag(const char *name)
     return strcmp(name, "isolate-sessions") == 0 || strcmp(name, "thinking") == 0 ||
            strcmp(name, "help") == 0 || strcmp(name, "server.exclusive") == 0 ||
            strcmp(name, "stream") == 0 || strcmp(name, "debug") == 0 ||
-           strcmp(name, "quiet") == 0;
+           strcmp(name, "quiet") == 0 || strcmp(name, "sio-test-mode") == 0;
 }
 
 /* Maps the original's short and deprecated flag names onto config keys. */
@@ -169,7 +175,7 @@ static const char *flag_key(const char *name)
         {"baseURL", "model.baseURL"},    {"model", "model.id"},
         {"isolate-sessions", "workspace.isolateSessions"},
         {"thinking", "thinking.type"},   {"debug", "logLevel"},
-        {"quiet", "logLevel"},
+        {"quiet", "logLevel"},           {"sio-test-mode", "sioTestMode"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (strcmp(map[i][0], name) == 0)
@@ -221,7 +227,7 @@ static bool known_flag(const char *name)
         "port",        "host",        "workspace", "config",   "c",          "help",
         "isolate-sessions", "logLevel", "maxIterations", "maxTokens", "temperature",
         "thinking",    "instructions", "provider", "apiKey",   "baseURL",    "model",
-        "debug",       "quiet",       "stream",    "toolCallEngine", "open", "agent",
+        "debug",       "quiet",       "stream",    "toolCallEngine", "open", "agent", "sio-test-mode",
     };
     if (strchr(name, '.'))
         return name[0] != '.' && name[strlen(name) - 1] != '.' && strstr(name, "..") == NULL;
@@ -394,6 +400,24 @@ static void read_model(struct config *c)
         log_add_secret(c->api_key);
 }
 
+static int read_storage(struct config *c, char **err)
+{
+    char *type = get_str(c->root, "server.storage.type");
+    int rc = 0;
+    if (type == NULL || strcmp(type, "sqlite") == 0) {
+        c->storage_path = get_str(c->root, "server.storage.path");
+        if (c->storage_path == NULL) {
+            const char *home = getenv("HOME");
+            c->storage_path = xasprintf("%s/.agent-tars/agent-tars.db", home ? home : ".");
+        }
+    } else if (strcmp(type, "memory") != 0) {
+        *err = xasprintf("unknown server.storage.type '%s' (use sqlite or memory)", type);
+        rc = -1;
+    }
+    xfree(type);
+    return rc;
+}
+
 static int read_all(struct config *c, char **err)
 {
     json_t *r = c->root;
@@ -436,9 +460,11 @@ static int read_all(struct config *c, char **err)
         {"server.headerTimeoutMs", 10000, 1, 86400000},
         {"server.idleTimeoutMs", 60000, 1, 86400000},
         {"server.maxConnections", 10000, 1, 1000000},
+        {"server.maxConcurrentRuns", 0, 0, 1000000},
+        {"server.maxQueuedRuns", 64, 0, 1000000},
     };
-    long long out[7];
-    for (size_t i = 0; i < 7; i++)
+    long long out[9];
+    for (size_t i = 0; i < 9; i++)
         if (get_int(r, nums[i].key, nums[i].def, nums[i].min, nums[i].max, &out[i], err) < 0)
             return -1;
     l->idle_timeout_ms = (unsigned)out[0];
@@ -450,6 +476,11 @@ static int read_all(struct config *c, char **err)
     c->header_timeout_ms = (unsigned)out[4];
     c->idle_timeout_ms = (unsigned)out[5];
     c->max_conns = (unsigned)out[6];
+    c->max_concurrent_runs = (unsigned)out[7];
+    c->max_queued_runs = (unsigned)out[8];
+    c->exclusive = json_is_true(get_path(r, "server.exclusive"));
+    if (read_storage(c, err) < 0)
+        return -1;
     char *lvl = get_str(r, "logLevel");
     c->log_level = lvl ? log_level_parse(lvl) : LOG_INFO;
     if (lvl && c->log_level == -1) {
@@ -487,5 +518,6 @@ void config_release(struct config *c)
     xfree(c->api_key);
     xfree(c->model_error);
     xfree(c->instructions);
+    xfree(c->storage_path);
     memset(c, 0, sizeof(*c));
 }

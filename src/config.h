@@ -25,6 +25,9 @@ struct config {
     size_t max_body_bytes;
     unsigned header_timeout_ms, idle_timeout_ms, max_conns;
     int log_level;
+    char *storage_path;      /* SQLite file, or NULL for the memory store */
+    bool exclusive;          /* server.exclusive */
+    unsigned max_concurrent_runs, max_queued_runs;
 };
 
 /* Parses argv. Returns 0 to run, 1 if --help was printed (exit 0), or -1 with a heap message in
