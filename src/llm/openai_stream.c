@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* openai_stream.c -- pure decoder for OpenAI-compatible chat.completion.chunk streams
  * (agent-tools-llm.md §1.2, §1.4): SSE events in, content / reasoning / tool-call deltas out,
- * and the assembled llm_result at the end. Provider quirks it tolerates are listed in
- * docs/internals/LLM_STREAM.md. */
+ * and the assembled llm_result at the end. Plain text chunks skip jansson (json_skim.h); provider
+ * quirks it tolerates are listed in docs/internals/LLM_STREAM.md. */
 #include "openai_stream.h"
 
 #include <string.h>
 
 #include "../core/util.h"
 #include "../core/xalloc.h"
+#include "json_skim.h"
 
 /* Caps on what one stream may make us keep. Input is already bounded per line by the SSE
  * reader; these bound the sum over a long stream and the slot array an index can make us grow. */
@@ -239,6 +240,74 @@ static int on_chunk(struct oai_stream *s, json_t *chunk)
     return 0;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Fast path: plain content / reasoning / finish chunks without jansson
+ * ---------------------------------------------------------------------------------------- */
+
+/* Escaped strings are decoded on the stack; a plain chunk with a longer one goes to jansson. */
+#define OAI_FAST_SCRATCH 4096
+
+/* Test hook, declared only by the unit test: true sends every chunk through jansson so that the
+ * two paths can be compared. */
+bool llm__oai_slow_only;
+
+static bool fits_scratch(const struct json_skim_str *v)
+{
+    return v->len == v->raw_len || v->len <= OAI_FAST_SCRATCH;
+}
+
+/* The decoded bytes of v: the input itself when it has no escape, else decoded into scratch. */
+static const char *skimmed_bytes(const struct json_skim_str *v, char *scratch)
+{
+    if (v->len == v->raw_len)
+        return v->raw;
+    json_skim_decode(v, scratch);
+    return scratch;
+}
+
+/* on_text for a skimmed string. The callback is handed the copy just kept, which, like the
+ * jansson string of the other path, is NUL-terminated. */
+static int skimmed_text(struct oai_stream *s, struct buf *b, const struct json_skim_str *v,
+                        text_cb cb, char *scratch)
+{
+    if (v->len == 0)
+        return 0; /* null, absent, or "" */
+    if (keep_text(s, b, skimmed_bytes(v, scratch), v->len) < 0)
+        return s->status;
+    if (cb)
+        cb(s->data, buf_str(b) + b->len - v->len, v->len);
+    return 0;
+}
+
+/* Handles a chunk that json_skim finds valid and plain exactly as on_chunk would: the same
+ * callbacks with the same bytes, in the same order, and the same state. Returns 1, having
+ * changed nothing, for any other chunk. */
+static int on_plain_chunk(struct oai_stream *s, const char *payload, size_t len)
+{
+    struct json_skim_chunk c;
+    if (llm__oai_slow_only || json_skim_chunk(payload, len, &c) != JSON_SKIM_PLAIN)
+        return 1;
+    /* As on_delta: reasoning_content unless it is empty, then reasoning. */
+    const struct json_skim_str *reasoning =
+        c.reasoning_content.len ? &c.reasoning_content : &c.reasoning;
+    if (!fits_scratch(reasoning) || !fits_scratch(&c.content) || !fits_scratch(&c.finish_reason))
+        return 1;
+    char scratch[OAI_FAST_SCRATCH];
+    const struct llm_callbacks *cb = s->cb;
+    if (skimmed_text(s, &s->reasoning, reasoning, cb ? cb->on_reasoning : NULL, scratch) < 0)
+        return s->status;
+    if (skimmed_text(s, &s->content, &c.content, cb ? cb->on_content : NULL, scratch) < 0)
+        return s->status;
+    if (c.finish_reason.len > 0) {
+        size_t n = c.finish_reason.len;
+        if (n >= sizeof(s->finish_reason))
+            n = sizeof(s->finish_reason) - 1;
+        memcpy(s->finish_reason, skimmed_bytes(&c.finish_reason, scratch), n);
+        s->finish_reason[n] = '\0';
+    }
+    return 0;
+}
+
 static bool is_blank(const char *p, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
@@ -291,12 +360,15 @@ static int on_event(void *data, const char *event, const char *payload, size_t l
     }
     if (is_blank(payload, len))
         return 0; /* an empty "data:" keep-alive carries no chunk */
+    int rc = on_plain_chunk(s, payload, len);
+    if (rc <= 0)
+        return rc;
     json_t *chunk = json_loadb(payload, len, 0, NULL);
     if (!json_is_object(chunk)) {
         json_decref(chunk);
         return set_error_own(s, LLM_ERR_PROTOCOL, not_json_message(payload, len));
     }
-    int rc = on_chunk(s, chunk);
+    rc = on_chunk(s, chunk);
     json_decref(chunk);
     return rc;
 }
