@@ -12,14 +12,30 @@
 #include "core/xalloc.h"
 #include "http/http.h"
 #include "llm/llm.h"
+#include "store/store.h"
+#include "tools/tools.h"
 
 static struct {
     uv_loop_t *loop;
     uv_signal_t sigint, sigterm;
     struct http_server *http;
     struct llm_ctx *llm;
+    struct store *store;
+    char *workspace;     /* the configured workspace, resolved */
+    uv_prepare_t commit; /* commits the events of this loop iteration before it sleeps */
     bool stopping;
 } app;
+
+static void commit_events(void *data)
+{
+    if (store_flush(app.store) < 0)
+        log_error("cannot commit events: %s", store_last_error(app.store));
+}
+
+static void on_commit_prepare(uv_prepare_t *h)
+{
+    commit_events(NULL);
+}
 
 static void on_signal(uv_signal_t *h, int signum)
 {
@@ -30,6 +46,7 @@ static void on_signal(uv_signal_t *h, int signum)
     http_server_close(app.http);
     agent_shutdown();
     llm_ctx_close(app.llm);
+    uv_close((uv_handle_t *)&app.commit, NULL);
     uv_close((uv_handle_t *)&app.sigint, NULL);
     uv_close((uv_handle_t *)&app.sigterm, NULL);
 }
@@ -37,7 +54,14 @@ static void on_signal(uv_signal_t *h, int signum)
 static int serve(struct config *cfg)
 {
     app.loop = uv_default_loop();
-    int rc = llm_ctx_new(app.loop, &app.llm);
+    char *err = NULL;
+    int rc = store_open(cfg->storage_path, &app.store, &err);
+    if (rc < 0) {
+        fprintf(stderr, "error: cannot use storage: %s\n", err);
+        xfree(err);
+        return 1;
+    }
+    rc = llm_ctx_new(app.loop, &app.llm);
     if (rc < 0) {
         fprintf(stderr, "error: cannot set up the HTTP client: %s\n", uv_strerror(rc));
         return 1;
@@ -51,8 +75,22 @@ static int serve(struct config *cfg)
         .isolate_sessions = cfg->isolate_sessions,
         .max_iterations = cfg->max_iterations,
         .instructions = cfg->instructions,
+        .store = app.store,
+        .max_concurrent_runs = cfg->max_concurrent_runs,
+        .max_queued_runs = cfg->max_queued_runs,
     };
     agent_init(&ao);
+    app.workspace = workspace_path(cfg->workspace, NULL, false);
+    static struct api_options apo;
+    apo = (struct api_options){
+        .store = app.store,
+        .llm = app.llm,
+        .llm_cfg = &cfg->llm,
+        .config = cfg->root,
+        .workspace = app.workspace,
+        .exclusive = cfg->exclusive,
+    };
+    api_init(&apo);
     struct http_server_opts ho = {
         .host = cfg->host,
         .port = cfg->port,
@@ -70,8 +108,12 @@ static int serve(struct config *cfg)
         llm_ctx_close(app.llm);
         uv_run(app.loop, UV_RUN_DEFAULT);
         uv_loop_close(app.loop);
+        store_close(app.store);
         return 1;
     }
+    http_set_before_write_hook(commit_events, NULL);
+    uv_prepare_init(app.loop, &app.commit);
+    uv_prepare_start(&app.commit, on_commit_prepare);
     uv_signal_init(app.loop, &app.sigint);
     uv_signal_init(app.loop, &app.sigterm);
     uv_signal_start(&app.sigint, on_signal, SIGINT);
@@ -80,11 +122,15 @@ static int serve(struct config *cfg)
         log_warn("%s", cfg->model_error);
     else
         log_info("model %s/%s at %s", cfg->provider, cfg->model_id, cfg->base_url);
+    log_info("storage: %s%s%s", store_kind(app.store), cfg->storage_path ? " " : "",
+             cfg->storage_path ? cfg->storage_path : "");
     const char *fmt = strchr(cfg->host, ':') ? "agent-tars-server listening on http://[%s]:%d\n"
                                              : "agent-tars-server listening on http://%s:%d\n";
     printf(fmt, cfg->host, http_server_port(app.http));
     fflush(stdout);
     uv_run(app.loop, UV_RUN_DEFAULT);
+    store_close(app.store);
+    xfree(app.workspace);
     rc = uv_loop_close(app.loop);
     if (rc != 0)
         log_warn("event loop closed with handles still open: %s", uv_strerror(rc));

@@ -15,6 +15,8 @@
 #include "../core/list.h"
 #include "../llm/llm.h"
 
+struct store;
+
 struct agent_options {
     uv_loop_t *loop;
     struct llm_ctx *llm;
@@ -25,6 +27,9 @@ struct agent_options {
     int max_iterations;
     const char *instructions;         /* appended to the system prompt, or NULL */
     size_t max_log_events;            /* events kept in memory per session (default 1000) */
+    struct store *store;              /* where sessions and events live (required) */
+    unsigned max_concurrent_runs;     /* 0 = unlimited; more runs wait in a FIFO queue */
+    unsigned max_queued_runs;         /* beyond this agent_run_start answers -EAGAIN */
 };
 
 /* One serialized event, shared by all subscribers (refcounted). */
@@ -48,6 +53,9 @@ struct agent_session;
 struct agent_sub {
     struct list_node node; /* in session->subs */
     void (*on_event)(struct agent_sub *sub, struct agent_event *ev);
+    /* Optional: the session is being deleted. The subscriber must unsubscribe (now or later);
+     * the session stays allocated until the last subscriber has. */
+    void (*on_gone)(struct agent_sub *sub);
     void *data;
 };
 
@@ -63,10 +71,20 @@ void agent_init(const struct agent_options *opts);
 /* Aborts every run and frees every session. */
 void agent_shutdown(void);
 
-/* Creates a session with a fresh nanoid and its workspace directory. Returns the session (owned
- * by the session table) or NULL with a heap message in *err. */
-struct agent_session *agent_session_create(char **err);
+/* Creates a session with a fresh nanoid, its workspace directory and its stored SessionInfo
+ * (metadata: agentInfo, modelConfig, plus the keys of `extra_metadata` if not NULL). Returns the
+ * session (owned by the session table) or NULL with a heap message in *err. */
+struct agent_session *agent_session_create(const json_t *extra_metadata, char **err);
+/* The session with this id: in memory, or loaded from the store (history rebuilt from its events;
+ * a run cut off by a crash is marked interrupted). NULL if unknown or on a storage error (then
+ * *err, if not NULL, gets a heap message). */
 struct agent_session *agent_session_find(const char *id);
+struct agent_session *agent_session_load(const char *id, char **err);
+/* Aborts its run, ends its subscribers (on_gone), removes it from memory and the store.
+ * Returns 0, -ENOENT if the store had no such session, or <0 on a storage error. */
+int agent_session_delete(struct agent_session *s);
+/* Id of a session with a run in progress or queued, or NULL. */
+const char *agent_running_session(void);
 const char *agent_session_id(const struct agent_session *s);
 const char *agent_session_workspace(const struct agent_session *s);
 bool agent_session_running(const struct agent_session *s);
@@ -84,9 +102,13 @@ void agent_subscribe(struct agent_session *s, struct agent_sub *sub);
 void agent_unsubscribe(struct agent_session *s, struct agent_sub *sub);
 
 /* Starts a run with `query` (a string or an array of content parts; borrowed). Returns 0 (on_done
- * fires exactly once later) or -EBUSY if the session is already running (nothing happens). */
+ * fires exactly once, possibly before this returns), -EBUSY if the session is already running, or
+ * -EAGAIN if the run limit is reached and the queue is full (nothing happens for either). A run
+ * beyond max_concurrent_runs emits user_message and agent_run_start at once and waits for a slot. */
 int agent_run_start(struct agent_session *s, const json_t *query, bool stream, agent_done_cb on_done,
                     void *data);
+/* What agent_run_start would answer now: 0, -EBUSY or -EAGAIN. */
+int agent_run_check(const struct agent_session *s);
 /* Detaches a completion callback (its HTTP client went away); the run goes on. */
 void agent_run_forget(struct agent_session *s, void *data);
 /* Aborts the running query at once. Returns true if one was running. */

@@ -17,9 +17,17 @@ struct agent_session {
     size_t log_cap, log_head, log_len;
     struct run *run;           /* the run in progress, or NULL */
     const char *status;        /* "idle", "executing", "aborted", "error" (static) */
+    unsigned refs;             /* 1 for the session table + 1 per subscriber */
+    bool deleted;
+    bool store_failed;         /* a storage error was logged for this session already */
 };
 
 extern struct agent_options agent__opts;
+
+/* Runs that wait for a slot, and the number running (run.c). */
+void agent__runs_abort_all(void);
+extern unsigned agent__running;
+void agent__session_unref(struct agent_session *s);
 
 /* A new event object {id, type, timestamp}. */
 json_t *agent__event_new(const char *type);

@@ -34,10 +34,20 @@ struct run {
     size_t call_idx;
     uint64_t tool_start_ms;
     json_t *final_msg;       /* the last assistant_message event object */
+    struct list_node qnode;  /* in `waiting` while queued for a run slot */
+    bool queued;             /* waiting for a slot (max_concurrent_runs) */
+    bool counted;            /* holds a slot in agent__running */
 };
+
+/* Runs beyond max_concurrent_runs wait here, first come first served. */
+static struct list_node waiting = {&waiting, &waiting};
+static size_t nwaiting;
+static bool shutting_down;
+unsigned agent__running;
 
 static void next_iteration(struct run *r);
 static void next_tool(struct run *r);
+static void start_waiting(void);
 
 static void run_unref(struct run *r)
 {
@@ -71,6 +81,11 @@ static void finish(struct run *r, enum agent_run_status status, const char *errm
     struct agent_session *s = r->s;
     r->state = RUN_DONE;
     r->s = NULL;
+    if (r->queued) {
+        list_remove(&r->qnode);
+        r->queued = false;
+        nwaiting--;
+    }
     s->run = NULL;
     s->status = names[status];
     json_t *ev = agent__event_new("agent_run_end");
@@ -81,6 +96,10 @@ static void finish(struct run *r, enum agent_run_status status, const char *errm
     agent__emit_new(s, ev);
     if (r->on_done)
         r->on_done(r->done_data, status, r->final_msg, errmsg);
+    if (r->counted) {
+        agent__running--;
+        start_waiting();
+    }
     run_unref(r);
 }
 
@@ -397,23 +416,24 @@ static void next_iteration(struct run *r)
 
 /* ---- public ---- */
 
-int agent_run_start(struct agent_session *s, const json_t *query, bool stream, agent_done_cb on_done,
-                    void *data)
+/* Gives free slots to waiting runs, oldest first. */
+static void start_waiting(void)
 {
-    if (s->run)
-        return -EBUSY;
-    struct run *r = xcalloc(1, sizeof(*r));
-    r->s = s;
-    r->refs = 1;
-    r->state = RUN_LLM;
-    r->stream = stream;
-    r->on_done = on_done;
-    r->done_data = data;
-    r->start_ms = mono_ms();
-    buf_init(&r->think, 16 << 20);
-    s->run = r;
-    s->status = "executing";
+    while (!shutting_down && !list_empty(&waiting) &&
+           (agent__opts.max_concurrent_runs == 0 ||
+            agent__running < agent__opts.max_concurrent_runs)) {
+        struct run *r = LIST_ENTRY(waiting.next, struct run, qnode);
+        list_remove(&r->qnode);
+        nwaiting--;
+        r->queued = false;
+        r->counted = true;
+        agent__running++;
+        next_iteration(r);
+    }
+}
 
+static void emit_run_start(struct agent_session *s, const json_t *query, bool stream)
+{
     json_t *ev = agent__event_new("user_message");
     json_object_set(ev, "content", (json_t *)query);
     agent__emit_new(s, ev);
@@ -426,6 +446,42 @@ int agent_run_start(struct agent_session *s, const json_t *query, bool stream, a
     json_object_set_new(ev, "provider", json_string(agent__opts.llm_cfg->provider));
     json_object_set_new(ev, "model", json_string(agent__opts.llm_cfg->model));
     agent__emit_new(s, ev);
+}
+
+static bool slots_full(void)
+{
+    return agent__opts.max_concurrent_runs && agent__running >= agent__opts.max_concurrent_runs;
+}
+
+int agent_run_check(const struct agent_session *s)
+{
+    if (s->run)
+        return -EBUSY;
+    if (slots_full() && nwaiting >= agent__opts.max_queued_runs)
+        return -EAGAIN;
+    return 0;
+}
+
+int agent_run_start(struct agent_session *s, const json_t *query, bool stream, agent_done_cb on_done,
+                    void *data)
+{
+    int rc = agent_run_check(s);
+    if (rc < 0)
+        return rc;
+    bool full = slots_full();
+    struct run *r = xcalloc(1, sizeof(*r));
+    r->s = s;
+    r->refs = 1;
+    r->state = RUN_LLM;
+    r->stream = stream;
+    r->on_done = on_done;
+    r->done_data = data;
+    r->start_ms = mono_ms();
+    buf_init(&r->think, 16 << 20);
+    list_init(&r->qnode);
+    s->run = r;
+    s->status = "executing";
+    emit_run_start(s, query, stream);
     json_array_append_new(s->history,
                           json_pack("{s:s, s:O}", "role", "user", "content", query));
     if (agent__opts.model_error) {
@@ -433,8 +489,21 @@ int agent_run_start(struct agent_session *s, const json_t *query, bool stream, a
         finish(r, AGENT_RUN_ERROR, agent__opts.model_error);
         return 0;
     }
+    if (full) {
+        r->queued = true;
+        list_insert_tail(&waiting, &r->qnode);
+        nwaiting++;
+        return 0;
+    }
+    r->counted = true;
+    agent__running++;
     next_iteration(r);
     return 0;
+}
+
+void agent__runs_abort_all(void)
+{
+    shutting_down = true;
 }
 
 void agent_run_forget(struct agent_session *s, void *data)

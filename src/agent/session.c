@@ -8,6 +8,7 @@
 #include "../core/map.h"
 #include "../core/util.h"
 #include "../core/xalloc.h"
+#include "../store/store.h"
 #include "../tools/tools.h"
 #include "agent_int.h"
 
@@ -83,10 +84,25 @@ static void log_append(struct agent_session *s, struct agent_event *ev)
     s->log_len++;
 }
 
+static void persist(struct agent_session *s, struct agent_event *ev)
+{
+    if (agent__opts.store == NULL)
+        return;
+    if (store_event_append(agent__opts.store, s->id, ev->json, ev->len) == 0)
+        return;
+    /* The event still reaches the clients; say once per session that it is not stored. */
+    if (!s->store_failed)
+        log_error("sess %s: cannot store event %lld: %s", s->id, (long long)ev->seq,
+                  store_last_error(agent__opts.store));
+    s->store_failed = true;
+}
+
 static void fan_out(struct agent_session *s, struct agent_event *ev)
 {
-    if (ev->persisted)
+    if (ev->persisted) {
         log_append(s, ev);
+        persist(s, ev);
+    }
     struct list_node *n = s->subs.next;
     while (n != &s->subs) {
         struct list_node *next = n->next; /* a subscriber may remove itself */
@@ -174,32 +190,204 @@ void agent__emit_delta(struct agent_session *s, const char *type, const char *co
 
 /* ---- sessions ---- */
 
-struct agent_session *agent_session_create(char **err)
+static struct agent_session *session_new(const char *id, char *workspace)
 {
     struct agent_session *s = xcalloc(1, sizeof(*s));
-    do
-        nanoid(s->id);
-    while (map_get(&sessions, s->id) != NULL);
-    s->workspace =
-        workspace_path(agent__opts.workspace, s->id, agent__opts.isolate_sessions);
-    int rc = workspace_mkdirs(s->workspace);
-    if (rc < 0) {
-        *err = xasprintf("Failed to initialize agent workspace: %s: %s", strerror(-rc),
-                         s->workspace);
-        xfree(s->workspace);
-        xfree(s);
-        return NULL;
-    }
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    s->workspace = workspace;
     s->history = json_array();
     s->status = "idle";
+    s->refs = 1;
     list_init(&s->subs);
     map_set(&sessions, s->id, s);
     return s;
 }
 
+static json_t *model_config(void)
+{
+    const struct llm_config *l = agent__opts.llm_cfg;
+    if (l == NULL)
+        return json_object();
+    /* Never the key or the URL: SessionInfo goes to clients (anchor-api.md §8.11). */
+    return json_pack("{s:s?, s:s?}", "provider", l->provider, "id", l->model);
+}
+
+struct agent_session *agent_session_create(const json_t *extra_metadata, char **err)
+{
+    char id[22];
+    do
+        nanoid(id);
+    while (map_get(&sessions, id) != NULL);
+    char *ws = workspace_path(agent__opts.workspace, id, agent__opts.isolate_sessions);
+    int rc = workspace_mkdirs(ws);
+    if (rc < 0) {
+        *err = xasprintf("Failed to initialize agent workspace: %s: %s", strerror(-rc), ws);
+        xfree(ws);
+        return NULL;
+    }
+    if (agent__opts.store) {
+        int64_t now = now_ms();
+        json_t *meta = json_pack("{s:{s:s, s:I}, s:o}", "agentInfo", "name", "Agent TARS",
+                                 "configuredAt", (json_int_t)now, "modelConfig", model_config());
+        if (json_is_object(extra_metadata))
+            json_object_update(meta, (json_t *)extra_metadata);
+        json_t *info = json_pack("{s:s, s:I, s:I, s:s, s:o}", "id", id, "createdAt",
+                                 (json_int_t)now, "updatedAt", (json_int_t)now, "workspace", ws,
+                                 "metadata", meta);
+        rc = store_session_create(agent__opts.store, info);
+        json_decref(info);
+        if (rc < 0) {
+            *err = xasprintf("cannot store session: %s", store_last_error(agent__opts.store));
+            xfree(ws);
+            return NULL;
+        }
+    }
+    return session_new(id, ws);
+}
+
+/* ---- rebuilding a stored session (after a restart) ---- */
+
+struct rebuild {
+    struct agent_session *s;
+    json_t *pending;    /* tool call ids of the last assistant message without a result yet */
+    bool running;       /* an agent_run_start without its agent_run_end */
+    const char *status;
+    int64_t count;
+};
+
+static void answer_pending(struct rebuild *rb)
+{
+    size_t i;
+    json_t *id;
+    json_array_foreach(rb->pending, i, id)
+        json_array_append_new(
+            rb->s->history,
+            json_pack("{s:s, s:O, s:s}", "role", "tool", "tool_call_id", id, "content",
+                      "Error: the run was interrupted before this tool call finished"));
+    json_array_clear(rb->pending);
+}
+
+static void drop_pending(json_t *pending, const char *id)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(pending, i, v) if (id && strcmp(json_string_value(v), id) == 0)
+    {
+        json_array_remove(pending, i);
+        return;
+    }
+}
+
+static void rebuild_assistant(struct rebuild *rb, json_t *ev)
+{
+    const char *finish = json_get_str(ev, "finishReason");
+    if (finish && strcmp(finish, "abort") == 0)
+        return; /* not something the model said */
+    answer_pending(rb);
+    json_t *content = json_object_get(ev, "content");
+    json_t *msg = json_pack("{s:s, s:O}", "role", "assistant", "content",
+                            json_is_string(content) ? content : json_string(""));
+    json_t *calls = json_object_get(ev, "toolCalls");
+    if (json_is_array(calls) && json_array_size(calls) > 0) {
+        json_object_set(msg, "tool_calls", calls);
+        size_t i;
+        json_t *c;
+        json_array_foreach(calls, i, c) if (json_get_str(c, "id"))
+            json_array_append_new(rb->pending, json_string(json_get_str(c, "id")));
+    }
+    json_array_append_new(rb->s->history, msg);
+}
+
+static int rebuild_event(void *data, int64_t pos, const char *text, size_t len)
+{
+    struct rebuild *rb = data;
+    rb->count = pos;
+    json_t *ev = json_loadb(text, len, 0, NULL);
+    const char *type = json_get_str(ev, "type");
+    if (type == NULL) {
+        json_decref(ev);
+        return 0;
+    }
+    if (strcmp(type, "user_message") == 0) {
+        answer_pending(rb);
+        json_array_append_new(rb->s->history, json_pack("{s:s, s:O}", "role", "user", "content",
+                                                        json_object_get(ev, "content")));
+    } else if (strcmp(type, "assistant_message") == 0) {
+        rebuild_assistant(rb, ev);
+    } else if (strcmp(type, "tool_result") == 0) {
+        const char *id = json_get_str(ev, "toolCallId");
+        json_t *content = json_object_get(ev, "content");
+        char *dump = json_is_string(content) ? NULL : json_dump_compact(content, NULL);
+        json_array_append_new(rb->s->history,
+                              json_pack("{s:s, s:s?, s:s}", "role", "tool", "tool_call_id", id,
+                                        "content", dump ? dump : json_string_value(content)));
+        xfree(dump);
+        drop_pending(rb->pending, id);
+    } else if (strcmp(type, "agent_run_start") == 0) {
+        rb->running = true;
+    } else if (strcmp(type, "agent_run_end") == 0) {
+        rb->running = false;
+        const char *st = json_get_str(ev, "status");
+        rb->status = st && strcmp(st, "aborted") == 0 ? "aborted"
+                     : st && strcmp(st, "error") == 0 ? "error"
+                                                      : "idle";
+    }
+    json_decref(ev);
+    return 0;
+}
+
+/* A run that has a start but no end was cut off by a crash: say so in its log. */
+static void mark_interrupted(struct agent_session *s)
+{
+    json_t *ev = agent__event_new("system");
+    json_object_set_new(ev, "level", json_string("error"));
+    json_object_set_new(ev, "message",
+                        json_string("Run interrupted: the server stopped before the run finished"));
+    agent__emit_new(s, ev);
+    ev = agent__event_new("agent_run_end");
+    json_object_set_new(ev, "sessionId", json_string(s->id));
+    json_object_set_new(ev, "iterations", json_integer(0));
+    json_object_set_new(ev, "elapsedMs", json_integer(0));
+    json_object_set_new(ev, "status", json_string("error"));
+    agent__emit_new(s, ev);
+    s->status = "error";
+}
+
+struct agent_session *agent_session_load(const char *id, char **err)
+{
+    struct agent_session *s = id ? map_get(&sessions, id) : NULL;
+    if (s || id == NULL || agent__opts.store == NULL)
+        return s;
+    json_t *info = store_session_get(agent__opts.store, id);
+    if (info == NULL) {
+        if (err && *store_last_error(agent__opts.store))
+            *err = xstrdup(store_last_error(agent__opts.store));
+        return NULL;
+    }
+    const char *ws = json_get_str(info, "workspace");
+    char *workspace = ws && *ws ? xstrdup(ws)
+                                : workspace_path(agent__opts.workspace, id,
+                                                 agent__opts.isolate_sessions);
+    workspace_mkdirs(workspace); /* the tools report it if it is still missing */
+    json_decref(info);
+    s = session_new(id, workspace);
+    struct rebuild rb = {.s = s, .pending = json_array(), .status = "idle"};
+    int rc = store_events_load(agent__opts.store, id, 0, 0, rebuild_event, &rb);
+    answer_pending(&rb);
+    json_decref(rb.pending);
+    s->seq = rb.count;
+    s->status = rb.status;
+    if (rc < 0)
+        log_error("sess %s: cannot read its events: %s", id, store_last_error(agent__opts.store));
+    if (rb.running)
+        mark_interrupted(s);
+    log_info("sess %s: loaded from storage (%lld events)", id, (long long)rb.count);
+    return s;
+}
+
 struct agent_session *agent_session_find(const char *id)
 {
-    return id ? map_get(&sessions, id) : NULL;
+    return agent_session_load(id, NULL);
 }
 
 const char *agent_session_id(const struct agent_session *s)
@@ -227,9 +415,50 @@ const char *agent_session_status(const struct agent_session *s)
     return s->status;
 }
 
+const char *agent_running_session(void)
+{
+    const char *k;
+    void *v;
+    for (size_t i = 0; map_next(&sessions, &i, &k, &v);)
+        if (((struct agent_session *)v)->run)
+            return k;
+    return NULL;
+}
+
+struct replay_ctx {
+    struct agent_session *s;
+    void (*cb)(void *data, struct agent_event *ev);
+    void *data;
+};
+
+static int replay_one(void *data, int64_t pos, const char *json, size_t len)
+{
+    struct replay_ctx *rc = data;
+    struct agent_event *ev = xmalloc(sizeof(*ev) + len + 1);
+    ev->refs = 1;
+    ev->seq = pos;
+    json_t *j = json_loadb(json, len, 0, NULL);
+    const char *type = json_get_str(j, "type");
+    ev->type = intern_type(type ? type : "unknown");
+    const char *level = json_get_str(j, "level");
+    ev->persisted = true;
+    ev->ends_stream = strcmp(ev->type, "agent_run_end") == 0 ||
+                      (strcmp(ev->type, "system") == 0 && level && strcmp(level, "error") == 0);
+    json_decref(j);
+    ev->len = len;
+    memcpy(ev->json, json, len + 1);
+    rc->cb(rc->data, ev);
+    agent_event_unref(ev);
+    return 0;
+}
+
 int agent_replay(struct agent_session *s, int64_t after,
                  void (*cb)(void *data, struct agent_event *ev), void *data)
 {
+    if (agent__opts.store) {
+        struct replay_ctx rc = {s, cb, data};
+        return store_events_load(agent__opts.store, s->id, after, 0, replay_one, &rc);
+    }
     for (size_t i = 0; i < s->log_len; i++) {
         struct agent_event *ev = s->log[(s->log_head + i) % s->log_cap];
         if (ev->seq > after)
@@ -240,17 +469,12 @@ int agent_replay(struct agent_session *s, int64_t after,
 
 void agent_subscribe(struct agent_session *s, struct agent_sub *sub)
 {
+    s->refs++;
     list_insert_tail(&s->subs, &sub->node);
-}
-
-void agent_unsubscribe(struct agent_session *s, struct agent_sub *sub)
-{
-    list_remove(&sub->node);
 }
 
 static void session_free(struct agent_session *s)
 {
-    agent_abort(s);
     for (size_t i = 0; i < s->log_len; i++)
         agent_event_unref(s->log[(s->log_head + i) % s->log_cap]);
     xfree(s->log);
@@ -259,11 +483,55 @@ static void session_free(struct agent_session *s)
     xfree(s);
 }
 
+void agent__session_unref(struct agent_session *s)
+{
+    if (--s->refs == 0)
+        session_free(s);
+}
+
+void agent_unsubscribe(struct agent_session *s, struct agent_sub *sub)
+{
+    list_remove(&sub->node);
+    agent__session_unref(s);
+}
+
+/* Takes the session out of the table, aborts its run and ends its subscribers. */
+static void session_retire(struct agent_session *s)
+{
+    agent_abort(s);
+    s->deleted = true;
+    map_del(&sessions, s->id);
+    struct list_node *n = s->subs.next;
+    while (n != &s->subs) {
+        struct list_node *next = n->next;
+        struct agent_sub *sub = LIST_ENTRY(n, struct agent_sub, node);
+        if (sub->on_gone)
+            sub->on_gone(sub);
+        n = next;
+    }
+    agent__session_unref(s);
+}
+
+int agent_session_delete(struct agent_session *s)
+{
+    int rc = agent__opts.store ? store_session_delete(agent__opts.store, s->id) : 0;
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    session_retire(s);
+    return rc;
+}
+
 void agent_shutdown(void)
 {
+    agent__runs_abort_all();
     const char *k;
     void *v;
+    struct agent_session **all = xcalloc(sessions.len + 1, sizeof(*all));
+    size_t n = 0;
     for (size_t i = 0; map_next(&sessions, &i, &k, &v);)
-        session_free(v);
+        all[n++] = v;
+    for (size_t i = 0; i < n; i++)
+        session_retire(all[i]);
+    xfree(all);
     map_release(&sessions);
 }

@@ -3,8 +3,25 @@
 #ifndef API_API_H
 #define API_API_H
 
-#include "../http/http.h"
+#include <jansson.h>
+#include <stdbool.h>
 
+#include "../http/http.h"
+#include "../llm/llm.h"
+
+struct store;
+
+struct api_options {
+    struct store *store;
+    struct llm_ctx *llm;
+    const struct llm_config *llm_cfg;
+    const json_t *config;        /* the merged config tree (models, share, runtimeSettings...) */
+    const char *workspace;       /* the configured workspace */
+    bool exclusive;              /* server.exclusive */
+};
+
+/* Keeps opts (borrowed for the process lifetime). */
+void api_init(const struct api_options *opts);
 /* The http_handler_cb of the server. */
 void api_handle(struct http_req *req, void *data);
 

@@ -1,26 +1,25 @@
 /* SPDX-License-Identifier: MIT */
-/* routes.c -- request validation in the original's order and wording (anchor-api.md §1.4), the
- * non-streaming query answer, and the SSE stream of a query (§1.5, with an id block per event). */
+/* routes.c -- the route table, request body parsing, the session-restore rule of the final API
+ * (anchor-api.md §3.2.1) and the early routes' validation in their order and wording (§1.4). */
 #include <errno.h>
 #include <string.h>
 
-#include "../agent/agent.h"
-#include "../core/buf.h"
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../core/xalloc.h"
-#include "api.h"
+#include "api_int.h"
 #include "router.h"
-#include "sse.h"
+
+const struct api_options *api__opts;
 
 enum route_id {
-    R_HEALTH,
-    R_CREATE,
-    R_QUERY,
-    R_QUERY_ID,
-    R_STREAM,
-    R_ABORT,
-    R_ABORT_ID,
+    R_HEALTH, R_CREATE, R_QUERY, R_QUERY_ID, R_STREAM, R_ABORT, R_ABORT_ID,
+    /* final API; the ones from V_SESSIONS on go through the restore rule */
+    V_LIST, V_CREATE, V_ONESHOT, V_ONESHOT_STREAM, V_VERSION, V_OPTIONS, V_MODELS,
+    V_RT_GET, V_RT_POST, V_SHARE_CONFIG, V_LATEST,
+    V_SESSIONS, /* marker */
+    V_DETAILS, V_EVENTS, V_EVENTS_STREAM, V_STATUS, V_UPDATE, V_DELETE, V_SUMMARY,
+    V_SHARE, V_FILES, V_SEARCH, V_VALIDATE, V_QUERY, V_STREAM, V_ABORT, V_MODEL,
 };
 
 static const struct route routes[] = {
@@ -32,11 +31,42 @@ static const struct route routes[] = {
     {"POST", "/api/sessions/abort", R_ABORT},
     {"POST", "/api/sessions/:sessionId/query", R_QUERY_ID},
     {"POST", "/api/sessions/:sessionId/abort", R_ABORT_ID},
+    {"GET", "/api/v1/sessions", V_LIST},
+    {"POST", "/api/v1/sessions/create", V_CREATE},
+    {"POST", "/api/v1/oneshot/query", V_ONESHOT},
+    {"POST", "/api/v1/oneshot/query/stream", V_ONESHOT_STREAM},
+    {"GET", "/api/v1/version", V_VERSION},
+    {"GET", "/api/v1/agent/options", V_OPTIONS},
+    {"GET", "/api/v1/models", V_MODELS},
+    {"GET", "/api/v1/runtime-settings", V_RT_GET},
+    {"POST", "/api/v1/runtime-settings", V_RT_POST},
+    {"GET", "/api/v1/share/config", V_SHARE_CONFIG},
+    {"GET", "/api/v1/sessions/details", V_DETAILS},
+    {"GET", "/api/v1/sessions/events", V_EVENTS},
+    {"GET", "/api/v1/sessions/events/latest", V_LATEST},
+    {"GET", "/api/v1/sessions/events/stream", V_EVENTS_STREAM},
+    {"GET", "/api/v1/sessions/status", V_STATUS},
+    {"POST", "/api/v1/sessions/update", V_UPDATE},
+    {"POST", "/api/v1/sessions/delete", V_DELETE},
+    {"POST", "/api/v1/sessions/generate-summary", V_SUMMARY},
+    {"POST", "/api/v1/sessions/share", V_SHARE},
+    {"GET", "/api/v1/sessions/workspace/files", V_FILES},
+    {"GET", "/api/v1/sessions/workspace/search", V_SEARCH},
+    {"POST", "/api/v1/sessions/workspace/validate", V_VALIDATE},
+    {"POST", "/api/v1/sessions/query", V_QUERY},
+    {"POST", "/api/v1/sessions/query/stream", V_STREAM},
+    {"POST", "/api/v1/sessions/abort", V_ABORT},
+    {"POST", "/api/v1/sessions/model", V_MODEL},
 };
+
+void api_init(const struct api_options *opts)
+{
+    api__opts = opts;
+}
 
 /* ---- helpers ---- */
 
-static void respond_error2(struct http_req *req, int status, const char *error, const char *message)
+void api__error2(struct http_req *req, int status, const char *error, const char *message)
 {
     json_t *j = json_pack("{s:s}", "error", error);
     if (message)
@@ -45,8 +75,25 @@ static void respond_error2(struct http_req *req, int status, const char *error, 
     json_decref(j);
 }
 
-/* JS truthiness of the query value: missing, null, false, "" and 0 are rejected. */
-static bool truthy(const json_t *j)
+void api__exec_error(struct http_req *req, const char *message)
+{
+    const char *m = message ? message : "Unknown agent execution error";
+    json_t *j = json_pack("{s:b, s:{s:s, s:o}}", "success", 0, "error", "code",
+                          "AGENT_EXECUTION_ERROR", "message", json_string_lossy(m, strlen(m)));
+    http_respond_json(req, 500, j);
+    json_decref(j);
+}
+
+void api__respond_json_headers(struct http_req *req, int status, const json_t *j,
+                               const char *headers)
+{
+    size_t len;
+    char *text = json_dump_compact(j, &len);
+    http_respond_headers(req, status, "application/json", headers, text, len);
+    xfree(text);
+}
+
+bool api__truthy(const json_t *j)
 {
     if (j == NULL || json_is_null(j) || json_is_false(j))
         return false;
@@ -57,111 +104,15 @@ static bool truthy(const json_t *j)
     return true;
 }
 
-/* ---- queries ---- */
-
-struct query_ctx {
-    struct http_req *req;
-    struct agent_session *s;
-    struct agent_sub sub;
-    struct buf frame; /* scratch for one SSE frame */
-};
-
-static void query_ctx_free(struct query_ctx *q)
-{
-    buf_release(&q->frame);
-    xfree(q);
-}
-
-static void on_query_done(void *data, enum agent_run_status status, const json_t *final_msg,
-                          const char *errmsg)
-{
-    struct query_ctx *q = data;
-    if (status == AGENT_RUN_ERROR) {
-        respond_error2(q->req, 500, "Failed to process query", errmsg);
-    } else {
-        json_t *j = json_pack("{s:O?}", "result", final_msg);
-        http_respond_json(q->req, 200, j);
-        json_decref(j);
-    }
-    query_ctx_free(q);
-}
-
-static void on_query_close(struct http_req *req, void *data)
-{
-    struct query_ctx *q = data;
-    agent_run_forget(q->s, q);
-    query_ctx_free(q);
-}
-
-static void run_query(struct http_req *req, struct agent_session *s, const json_t *query)
-{
-    if (agent_session_running(s)) {
-        respond_error2(req, 500, "Failed to process query", AGENT_BUSY_MSG);
-        return;
-    }
-    struct query_ctx *q = xcalloc(1, sizeof(*q));
-    q->req = req;
-    q->s = s;
-    http_req_on_close(req, on_query_close, q);
-    agent_run_start(s, query, false, on_query_done, q); /* may answer before it returns */
-}
-
-/* SSE: an "id: n" block of its own, then the data frame (see README, "SSE framing"). */
-static void on_stream_event(struct agent_sub *sub, struct agent_event *ev)
-{
-    struct query_ctx *q = sub->data;
-    buf_reset(&q->frame);
-    sse_frame(&q->frame, ev->seq, ev->json, ev->len);
-    if (http_stream_write(q->req, q->frame.data, q->frame.len) < 0) {
-        log_info("conn %llu sess %s: dropping a stream that fell behind",
-                 (unsigned long long)http_req_conn_id(q->req), agent_session_id(q->s));
-        agent_unsubscribe(q->s, &q->sub);
-        http_stream_abort(q->req);
-        query_ctx_free(q);
-        return;
-    }
-    if (ev->ends_stream) {
-        agent_unsubscribe(q->s, &q->sub);
-        http_stream_end(q->req);
-        query_ctx_free(q);
-    }
-}
-
-static void on_stream_close(struct http_req *req, void *data)
-{
-    struct query_ctx *q = data;
-    agent_unsubscribe(q->s, &q->sub); /* the run goes on without this client */
-    query_ctx_free(q);
-}
-
-static void run_stream(struct http_req *req, struct agent_session *s, const json_t *query)
-{
-    if (agent_session_running(s)) {
-        respond_error2(req, 500, "Failed to process streaming query", AGENT_BUSY_MSG);
-        return;
-    }
-    struct query_ctx *q = xcalloc(1, sizeof(*q));
-    q->req = req;
-    q->s = s;
-    buf_init(&q->frame, (size_t)-1);
-    q->sub.on_event = on_stream_event;
-    q->sub.data = q;
-    http_stream_start(req, 200, "text/event-stream",
-                      "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
-    http_req_on_close(req, on_stream_close, q);
-    agent_subscribe(s, &q->sub);
-    agent_run_start(s, query, true, NULL, NULL);
-}
-
-/* ---- handlers ---- */
+/* ---- the early routes (§1.4) ---- */
 
 static void handle_create(struct http_req *req)
 {
     char *err = NULL;
-    struct agent_session *s = agent_session_create(&err);
+    struct agent_session *s = agent_session_create(NULL, &err);
     if (s == NULL) {
         log_error("cannot create session: %s", err);
-        respond_error2(req, 500, "Failed to create session", err);
+        api__error2(req, 500, "Failed to create session", err);
         xfree(err);
         return;
     }
@@ -170,15 +121,15 @@ static void handle_create(struct http_req *req)
     json_decref(j);
 }
 
-/* E3/E4/E6 validation order: sessionId, then query, then the session (§1.4). */
-static struct agent_session *lookup(struct http_req *req, const json_t *body, const char *id,
-                                    bool need_query)
+/* E3/E4/E6 validation order: sessionId, then query, then the session. */
+static struct agent_session *lookup(struct http_req *req, const json_t *body, bool need_query)
 {
+    const char *id = json_get_str(body, "sessionId");
     if (id == NULL || *id == '\0') {
         http_respond_error(req, 400, "Session ID is required");
         return NULL;
     }
-    if (need_query && !truthy(json_object_get(body, "query"))) {
+    if (need_query && !api__truthy(json_object_get(body, "query"))) {
         http_respond_error(req, 400, "Query is required");
         return NULL;
     }
@@ -195,37 +146,34 @@ static void handle_abort(struct http_req *req, struct agent_session *s)
     json_decref(j);
 }
 
-static void dispatch(struct http_req *req, const struct route_match *m, const json_t *body)
+static void dispatch_seed(struct http_req *req, const struct route_match *m, const json_t *body)
 {
-    const char *body_id = json_get_str(body, "sessionId");
     struct agent_session *s;
+    const json_t *query = json_object_get(body, "query");
     switch (m->id) {
-    case R_HEALTH:
-        http_respond(req, 200, "application/json", "{\"status\":\"ok\"}", 15);
-        break;
     case R_CREATE:
         handle_create(req);
         break;
     case R_QUERY:
     case R_STREAM:
-        s = lookup(req, body, body_id, true);
+        s = lookup(req, body, true);
         if (s && m->id == R_QUERY)
-            run_query(req, s, json_object_get(body, "query"));
+            api__run_query(req, s, query, API_SEED);
         else if (s)
-            run_stream(req, s, json_object_get(body, "query"));
+            api__run_stream(req, s, query, API_SEED);
         break;
     case R_QUERY_ID:
         s = agent_session_find(route_param(m, "sessionId"));
         if (s == NULL)
             http_respond_error(req, 404, "Session not found");
-        else if (!truthy(json_object_get(body, "query")))
+        else if (!api__truthy(query))
             /* The original does not validate here: the agent throws and this is its answer. */
-            respond_error2(req, 500, "Failed to process query", "Query is required");
+            api__error2(req, 500, "Failed to process query", "Query is required");
         else
-            run_query(req, s, json_object_get(body, "query"));
+            api__run_query(req, s, query, API_SEED);
         break;
     case R_ABORT:
-        s = lookup(req, body, body_id, false);
+        s = lookup(req, body, false);
         if (s)
             handle_abort(req, s);
         break;
@@ -237,6 +185,83 @@ static void dispatch(struct http_req *req, const struct route_match *m, const js
             handle_abort(req, s);
         break;
     }
+}
+
+/* ---- the final API (§3.3) ---- */
+
+static void dispatch_global(struct http_req *req, int id, const json_t *body)
+{
+    switch (id) {
+    case V_LIST: api__sessions_list(req); break;
+    case V_CREATE:
+        if (!api__exclusive_busy(req))
+            api__session_create_v1(req, body);
+        break;
+    case V_ONESHOT:
+    case V_ONESHOT_STREAM:
+        if (!api__exclusive_busy(req))
+            api__oneshot(req, body, id == V_ONESHOT_STREAM);
+        break;
+    case V_VERSION: api__version(req); break;
+    case V_OPTIONS: api__agent_options(req); break;
+    case V_MODELS: api__models(req); break;
+    case V_RT_GET: api__runtime_settings_get(req); break;
+    case V_RT_POST: api__runtime_settings_post(req, body); break;
+    case V_SHARE_CONFIG: api__share_config(req); break;
+    }
+}
+
+static void dispatch_session(struct http_req *req, int id, struct agent_session *s,
+                             const json_t *body)
+{
+    const json_t *query = json_object_get(body, "query");
+    switch (id) {
+    case V_DETAILS: api__session_details(req, s); break;
+    case V_EVENTS: api__session_events(req, s); break;
+    case V_LATEST: api__events_latest(req); break;
+    case V_EVENTS_STREAM: api__events_stream(req, s); break;
+    case V_STATUS: api__session_status(req, s); break;
+    case V_UPDATE: api__session_update(req, s, body); break;
+    case V_DELETE: api__session_delete(req, s); break;
+    case V_SUMMARY: api__generate_summary(req, s, body); break;
+    case V_SHARE: api__share(req, s); break;
+    case V_FILES: api__workspace_files(req, s); break;
+    case V_SEARCH: api__workspace_search(req, s); break;
+    case V_VALIDATE: api__workspace_validate(req, s, body); break;
+    case V_QUERY:
+    case V_STREAM:
+        if (!api__truthy(query))
+            http_respond_error(req, 400, "Query is required");
+        else if (id == V_QUERY)
+            api__run_query(req, s, query, API_V1);
+        else
+            api__run_stream(req, s, query, API_V1);
+        break;
+    case V_ABORT: handle_abort(req, s); break;
+    case V_MODEL: api__session_model(req, s, body); break;
+    }
+}
+
+/* §3.2.1: the id comes from the query string, else the body; the session is loaded from
+ * storage when it is not in memory. */
+static void restore_and_dispatch(struct http_req *req, int id, const json_t *body)
+{
+    char *qid = http_req_query_param(req, "sessionId");
+    const char *sid = qid && *qid ? qid : json_get_str(body, "sessionId");
+    if (sid == NULL || *sid == '\0') {
+        http_respond_error(req, 400, "Session ID is required");
+    } else {
+        char *err = NULL;
+        struct agent_session *s = agent_session_load(sid, &err);
+        if (s)
+            dispatch_session(req, id, s, body);
+        else if (err)
+            api__error2(req, 500, "Internal server error", err);
+        else
+            http_respond_error(req, 404, "Session not found");
+        xfree(err);
+    }
+    xfree(qid);
 }
 
 void api_handle(struct http_req *req, void *data)
@@ -267,6 +292,13 @@ void api_handle(struct http_req *req, void *data)
         json_decref(body);
         body = json_object();
     }
-    dispatch(req, &m, body);
+    if (m.id == R_HEALTH)
+        http_respond(req, 200, "application/json", "{\"status\":\"ok\"}", 15);
+    else if (m.id < V_LIST)
+        dispatch_seed(req, &m, body);
+    else if (m.id < V_SESSIONS && m.id != V_LATEST)
+        dispatch_global(req, m.id, body);
+    else
+        restore_and_dispatch(req, m.id, body);
     json_decref(body);
 }

@@ -92,6 +92,12 @@ void http__conn_close(struct http_conn *c)
     }
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    if (c->raw_ops) {
+        /* An upgraded connection's owner lets go now, for the same reason as below. */
+        const struct http_raw_ops *ops = c->raw_ops;
+        c->raw_ops = NULL;
+        ops->on_close(c, c->raw_data);
+    }
     /* Fire now, so that whoever closes (a timeout, the peer, http_server_close) has the
      * request's owner let go before it returns; but not under the handler, which still
      * holds the request: then it fires from on_handle_closed. */
@@ -154,6 +160,8 @@ static void conn_drained(struct http_conn *c)
     struct http_req *req = c->req;
     if (c->state == HTTP__CONN_HANDLER && req && req->streaming && req->drain_cb)
         req->drain_cb(req, req->drain_data);
+    else if (c->state == HTTP__CONN_RAW && c->raw_ops && c->raw_ops->on_drain)
+        c->raw_ops->on_drain(c, c->raw_data);
 }
 
 static void on_write(uv_write_t *w, int status)
@@ -178,6 +186,15 @@ static void on_write(uv_write_t *w, int status)
     http__conn_flush_now(c);
 }
 
+static void (*before_write_cb)(void *);
+static void *before_write_data;
+
+void http_set_before_write_hook(void (*cb)(void *data), void *data)
+{
+    before_write_cb = cb;
+    before_write_data = data;
+}
+
 /* Writes out everything queued. uv_try_write first: when the socket takes it all (the
  * common case) no write request has to complete, which spares libuv an epoll_ctl per event.
  * The rest goes through one uv_write; the two buffers are swapped, never allocated. */
@@ -189,6 +206,8 @@ void http__conn_flush_now(struct http_conn *c)
         conn_drained(c);
         return;
     }
+    if (before_write_cb)
+        before_write_cb(before_write_data); /* e.g. commit what the bytes are about */
     struct buf t = c->wbuf;
     c->wbuf = c->out;
     c->out = t;
@@ -235,7 +254,7 @@ static void conn_update_reading(struct http_conn *c)
 {
     if (c->closing)
         return;
-    bool want = !c->eof && c->in.len - c->in_off < in_cap(c);
+    bool want = !c->eof && (c->state == HTTP__CONN_RAW || c->in.len - c->in_off < in_cap(c));
     if (want && !c->reading) {
         int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         if (rc < 0) {
@@ -311,10 +330,24 @@ static void conn_buffer_input(struct http_conn *c, const char *data, size_t len)
     }
 }
 
+/* Input that followed an upgrade request belongs to the new owner. */
+static void conn_raw_deliver_buffered(struct http_conn *c)
+{
+    if (c->state != HTTP__CONN_RAW || c->closing || c->in_off >= c->in.len || !c->raw_ops)
+        return;
+    struct buf in = c->in; /* the owner may end the connection while reading */
+    size_t off = c->in_off;
+    buf_init(&c->in, in.max);
+    c->in_off = 0;
+    c->raw_ops->on_read(c, c->raw_data, in.data + off, in.len - off);
+    buf_release(&in);
+}
+
 static void conn_parse_buffered(struct http_conn *c)
 {
     while (c->state == HTTP__CONN_READ && !c->closing && c->in_off < c->in.len)
         c->in_off += conn_parse(c, c->in.data + c->in_off, c->in.len - c->in_off);
+    conn_raw_deliver_buffered(c);
     if (c->in_off == c->in.len) {
         c->in_off = 0;
         if (c->in.cap > KEEP_BUF_BYTES)
@@ -351,6 +384,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         on_read_end(c, nread);
         return;
     }
+    if (c->state == HTTP__CONN_RAW) {
+        if (c->raw_ops)
+            c->raw_ops->on_read(c, c->raw_data, b->base, (size_t)nread);
+        return;
+    }
     if (c->state == HTTP__CONN_LINGER || c->close_after)
         return; /* nothing more will be answered: discard */
     const char *data = b->base;
@@ -359,6 +397,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         size_t used = conn_parse(c, data, len); /* fast path: parse in place, no copy */
         data += used;
         len -= used;
+        if (c->state == HTTP__CONN_RAW) {
+            /* The handler took the connection over: the rest is the new protocol's. */
+            if (len && c->raw_ops && !c->closing)
+                c->raw_ops->on_read(c, c->raw_data, data, len);
+            conn_update_reading(c);
+            return;
+        }
     }
     if (len && !c->closing && !c->close_after) {
         conn_buffer_input(c, data, len);
@@ -434,4 +479,65 @@ void http__conn_start(struct http_conn *c)
     uv_tcp_nodelay(&c->tcp, 1); /* stream events are small and latency matters */
     conn_update_timer(c);
     conn_update_reading(c);
+}
+
+/* ---- upgraded connections ---- */
+
+struct http_conn *http_upgrade(struct http_req *req, const char *extra_headers,
+                               const struct http_raw_ops *ops, void *data)
+{
+    if (!req || req->gone || req->streaming || !req->conn)
+        return NULL;
+    struct http_conn *c = req->conn;
+    c->req = NULL;
+    http__req_free(req);
+    if (c->closing)
+        return NULL;
+    buf_appends(&c->out, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n");
+    if (extra_headers)
+        buf_appends(&c->out, extra_headers);
+    buf_append(&c->out, "\r\n", 2);
+    c->state = HTTP__CONN_RAW;
+    c->raw_ops = ops;
+    c->raw_data = data;
+    conn_restart_timer(c, HTTP__T_NONE);
+    http__conn_queue_flush(c);
+    if (!c->in_handler) {
+        conn_raw_deliver_buffered(c);
+        conn_update_reading(c);
+    }
+    return c;
+}
+
+int http_raw_write(struct http_conn *c, const char *p, size_t len)
+{
+    if (c->closing || c->state != HTTP__CONN_RAW)
+        return UV_EPIPE;
+    buf_append(&c->out, p, len);
+    http__conn_queue_flush(c);
+    return 0;
+}
+
+size_t http_raw_pending(const struct http_conn *c)
+{
+    return c->out.len + (c->writing ? c->wbuf.len - c->wbuf_sent : 0);
+}
+
+void http_raw_end(struct http_conn *c)
+{
+    if (c->state != HTTP__CONN_RAW)
+        return;
+    c->raw_ops = NULL;
+    http__conn_finished(c, false);
+}
+
+void http_raw_close(struct http_conn *c)
+{
+    c->raw_ops = NULL;
+    http__conn_close(c);
+}
+
+uint64_t http_conn_id(const struct http_conn *c)
+{
+    return c->id;
 }

@@ -51,6 +51,10 @@ unsigned http_server_conn_count(const struct http_server *s);
  * the server is freed once its handles closed. NULL ok. */
 void http_server_close(struct http_server *s);
 
+/* Registers a function called before any bytes are handed to a socket (process-wide). The
+ * store uses it to commit the events those bytes carry first. */
+void http_set_before_write_hook(void (*cb)(void *data), void *data);
+
 /* ---- request ---- */
 const char *http_req_method(const struct http_req *req);  /* "GET", "POST", ... */
 const char *http_req_path(const struct http_req *req);    /* percent-decoded, no query */
@@ -67,6 +71,9 @@ void http_req_on_close(struct http_req *req, http_close_cb cb, void *data);
 /* ---- one-shot responses (finish the request) ---- */
 void http_respond(struct http_req *req, int status, const char *content_type, const char *body,
                   size_t len);
+/* As http_respond, with extra header lines ("Name: value\r\n..." or NULL). */
+void http_respond_headers(struct http_req *req, int status, const char *content_type,
+                          const char *extra_headers, const char *body, size_t len);
 /* Serializes j compactly as application/json; j is borrowed. */
 void http_respond_json(struct http_req *req, int status, const json_t *j);
 /* {"error": msg} */
@@ -87,5 +94,40 @@ void http_stream_end(struct http_req *req);
 /* Closes the connection without finishing the body (slow or broken reader). The close callback
  * does not fire for this request. */
 void http_stream_abort(struct http_req *req);
+
+/* ---- connection takeover (WebSocket) ----
+ * http_upgrade() answers a request with 101 and hands its connection to an owner that speaks
+ * another protocol on it: raw reads in, the server's coalesced write path out (one write in
+ * flight, flushed once per loop phase). There are no timeouts on a taken connection. */
+struct http_conn;
+
+struct http_raw_ops {
+    /* Bytes from the peer, in order. May call any http_raw_* function. */
+    void (*on_read)(struct http_conn *c, void *data, const char *p, size_t len);
+    /* Everything written so far has reached the socket. May be NULL. */
+    void (*on_drain)(struct http_conn *c, void *data);
+    /* The peer went away, a read or write failed, or the server is closing. Fires at most
+     * once, never after http_raw_end/http_raw_close; the connection is freed after it. */
+    void (*on_close)(struct http_conn *c, void *data);
+};
+
+/* Finishes req with "101 Switching Protocols" (Connection: Upgrade plus extra_headers, which is
+ * "Name: value\r\n..." lines) and hands the connection to ops/data. Bytes the client sent
+ * after the request head reach on_read once the handler has returned (or before this returns,
+ * when called outside the handler). Returns the connection, or NULL if the peer is already
+ * gone (req is finished either way). */
+struct http_conn *http_upgrade(struct http_req *req, const char *extra_headers,
+                               const struct http_raw_ops *ops, void *data);
+/* Queues bytes. Returns 0, or UV_EPIPE if the connection is closing. There is no cap here: the
+ * owner bounds what it queues with http_raw_pending. */
+int http_raw_write(struct http_conn *c, const char *p, size_t len);
+/* Bytes queued but not yet written to the socket. */
+size_t http_raw_pending(const struct http_conn *c);
+/* Closes once everything queued is written (FIN, then input discarded until the peer's EOF or
+ * a short linger timeout). No callback fires afterwards. */
+void http_raw_end(struct http_conn *c);
+/* Closes at once, dropping what is queued. No callback fires afterwards. */
+void http_raw_close(struct http_conn *c);
+uint64_t http_conn_id(const struct http_conn *c);
 
 #endif

@@ -94,6 +94,7 @@ enum http__conn_state {
     HTTP__CONN_HANDLER, /* c->req is in the handler's hands */
     HTTP__CONN_FLUSH,   /* response finished, waiting until its bytes are written */
     HTTP__CONN_LINGER,  /* last response written and FIN sent; input discarded until EOF */
+    HTTP__CONN_RAW,     /* taken over by http_upgrade: bytes go to raw_ops */
 };
 
 /* What the connection's one timer is guarding. */
@@ -127,6 +128,8 @@ struct http_conn {
     bool flush_queued; /* out will be written from the server's check handle */
     bool counted;      /* counted in srv->nconns (not a 503 reject) */
     bool in_handler;   /* inside the handler callback for c->req */
+    const struct http_raw_ops *raw_ops; /* owner of an upgraded connection, or NULL */
+    void *raw_data;
 };
 
 struct http_server {

@@ -69,6 +69,12 @@ static void finish(struct http_req *req, bool keep_alive)
 void http_respond(struct http_req *req, int status, const char *content_type, const char *body,
                   size_t len)
 {
+    http_respond_headers(req, status, content_type, NULL, body, len);
+}
+
+void http_respond_headers(struct http_req *req, int status, const char *content_type,
+                          const char *extra_headers, const char *body, size_t len)
+{
     if (!req || req->gone)
         return;
     if (req->streaming) {
@@ -78,7 +84,8 @@ void http_respond(struct http_req *req, int status, const char *content_type, co
     }
     struct http_conn *c = req->conn;
     if (c && !c->closing)
-        http__append_response(c, req, status, content_type, NULL, body, len, req->keep_alive);
+        http__append_response(c, req, status, content_type, extra_headers, body, len,
+                              req->keep_alive);
     finish(req, req->keep_alive);
 }
 

@@ -57,7 +57,7 @@ static void test_delta_escaping(void **state)
         "h\xc3\xa9llo \xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x98\x80", "", "</script><img src=x>",
     };
     char *err = NULL;
-    struct agent_session *s = agent_session_create(&err);
+    struct agent_session *s = agent_session_create(NULL, &err);
     assert_non_null(s);
     struct collected c = {.events = json_array()};
     c.sub.on_event = collect;
