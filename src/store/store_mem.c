@@ -17,21 +17,21 @@ struct mem_event {
 };
 
 struct mem_session {
-    char *id;                /* owned; also the map key (copied by the map) */
-    char *workspace;         /* owned */
-    json_t *metadata;        /* owned reference, NULL when absent */
+    char *id;         /* owned; also the map key (copied by the map) */
+    char *workspace;  /* owned */
+    json_t *metadata; /* owned reference, NULL when absent */
     int64_t created_at_ms;
     int64_t updated_at_ms;
-    uint64_t seq;            /* creation order, breaks updatedAt ties in the list */
+    uint64_t seq; /* creation order, breaks updatedAt ties in the list */
     struct mem_event *events;
     size_t n_events;
     size_t cap_events;
-    int refs;                /* 1 for the map, +1 per events_load in progress */
-    bool dead;               /* deleted while a load held it */
+    int refs;  /* 1 for the map, +1 per events_load in progress */
+    bool dead; /* deleted while a load held it */
 };
 
 struct mem_store {
-    struct store base; /* first: the public handle */
+    struct store base;   /* first: the public handle */
     struct map sessions; /* id -> struct mem_session * */
     uint64_t next_seq;
 };
@@ -154,8 +154,8 @@ static int mem_session_delete(struct store *st, const char *id)
     return 0;
 }
 
-static int mem_event_append(struct store *st, const char *session_id, const char *json,
-                            size_t len, int64_t now)
+static int mem_event_append(struct store *st, const char *session_id, const char *json, size_t len,
+                            int64_t now)
 {
     struct mem_session *ms = find(st, session_id);
     if (ms == NULL)
@@ -185,10 +185,9 @@ static int mem_events_load(struct store *st, const char *session_id, int64_t aft
     struct mem_session *ms = find(st, session_id);
     if (ms == NULL)
         return -ENOENT;
+    int64_t last = limit > 0 && limit <= INT64_MAX - after ? after + limit : INT64_MAX;
     ms->refs++;
-    for (int64_t pos = after + 1; !ms->dead && pos <= (int64_t)ms->n_events; pos++) {
-        if (limit > 0 && pos > after + limit)
-            break;
+    for (int64_t pos = after + 1; !ms->dead && pos <= (int64_t)ms->n_events && pos <= last; pos++) {
         struct mem_event ev = ms->events[pos - 1];
         if (cb(data, pos, ev.json, ev.len) != 0)
             break;

@@ -14,13 +14,12 @@
 #include "core/util.h"
 #include "core/xalloc.h"
 
-static const char schema_sessions[] =
-    "CREATE TABLE IF NOT EXISTS sessions ("
-    " id TEXT PRIMARY KEY,"
-    " createdAt INTEGER NOT NULL,"
-    " updatedAt INTEGER NOT NULL,"
-    " workspace TEXT NOT NULL,"
-    " metadata TEXT)";
+static const char schema_sessions[] = "CREATE TABLE IF NOT EXISTS sessions ("
+                                      " id TEXT PRIMARY KEY,"
+                                      " createdAt INTEGER NOT NULL,"
+                                      " updatedAt INTEGER NOT NULL,"
+                                      " workspace TEXT NOT NULL,"
+                                      " metadata TEXT)";
 
 static const char schema_events[] =
     "CREATE TABLE IF NOT EXISTS events ("
@@ -123,20 +122,20 @@ static int inspect(sqlite3 *db, struct found *f, char **msg)
     if (rc == SQLITE_OK)
         rc = sqlite3_step(q);
     if (rc != SQLITE_ROW) {
-        int ret = fail(db, rc, msg, "cannot read the database");
-        if (rc == SQLITE_READONLY_DIRECTORY || rc == SQLITE_READONLY_CANTINIT) {
-            xfree(*msg); /* SQLite's "attempt to write a readonly database" says too little */
-            *msg = xstrdup("cannot read the database: it is a WAL database and its directory "
-                           "is read-only, so the -wal and -shm files cannot be created");
-        }
+        /* SQLite's own words ("file is not a database") say it best, except here: */
+        if (rc == SQLITE_READONLY_DIRECTORY || rc == SQLITE_READONLY_CANTINIT)
+            *msg = xstrdup("it is a WAL database in a read-only directory, so its -wal and "
+                           "-shm files cannot be created");
+        else
+            *msg = xstrdup(sqlite3_errmsg(db));
         sqlite3_finalize(q);
-        return ret;
+        return store__sqlite_errno(rc);
     }
     f->version = sqlite3_column_int(q, 0);
     sqlite3_finalize(q);
     if (f->version > STORE_SCHEMA_VERSION) {
-        *msg = xasprintf("schema version %d is newer than this program supports (%d)",
-                         f->version, STORE_SCHEMA_VERSION);
+        *msg = xasprintf("schema version %d is newer than this program supports (%d)", f->version,
+                         STORE_SCHEMA_VERSION);
         return -EPROTO;
     }
     rc = table_columns(db, "sessions", &f->has_sessions, &f->sessions, msg);
@@ -260,8 +259,7 @@ static int migrate(sqlite3 *db, const char *path, const struct found *f, char **
         rc = migrate_sessions(db, f, msg);
         if (rc == 0 && !(f->sessions & COL_METADATA))
             log_info("store: '%s': migrated a legacy sessions table to the metadata schema", path);
-    }
-    else
+    } else
         rc = exec(db, schema_sessions, msg, "cannot create table 'sessions'");
     if (rc == 0)
         rc = exec(db, schema_events, msg, "cannot create table 'events'");

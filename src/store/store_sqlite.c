@@ -20,7 +20,6 @@
 enum stmt_id {
     STMT_BEGIN,
     STMT_COMMIT,
-    STMT_ROLLBACK,
     STMT_SESSION_INSERT,
     STMT_SESSION_GET,
     STMT_SESSION_LIST,
@@ -42,16 +41,17 @@ static const char *const stmt_sql[STMT__COUNT] = {
      * transaction that later upgrades can fail at once with SQLITE_BUSY). */
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
     [STMT_COMMIT] = "COMMIT",
-    [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_SESSION_INSERT] = "INSERT INTO sessions (" SESSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE id = ?1",
-    [STMT_SESSION_LIST] = "SELECT " SESSION_COLS " FROM sessions ORDER BY updatedAt DESC, rowid DESC",
+    [STMT_SESSION_LIST] =
+        "SELECT " SESSION_COLS " FROM sessions ORDER BY updatedAt DESC, rowid DESC",
     [STMT_SESSION_SET] = "UPDATE sessions SET metadata = ?2, updatedAt = ?3 WHERE id = ?1",
     [STMT_SESSION_TOUCH] = "UPDATE sessions SET updatedAt = ?2 WHERE id = ?1",
     [STMT_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
     [STMT_SESSION_EXISTS] = "SELECT 1 FROM sessions WHERE id = ?1",
     [STMT_EVENTS_DELETE] = "DELETE FROM events WHERE sessionId = ?1",
-    [STMT_EVENT_INSERT] = "INSERT INTO events (sessionId, timestamp, eventData) VALUES (?1, ?2, ?3)",
+    [STMT_EVENT_INSERT] =
+        "INSERT INTO events (sessionId, timestamp, eventData) VALUES (?1, ?2, ?3)",
     [STMT_EVENT_COUNT] = "SELECT COUNT(*) FROM events WHERE sessionId = ?1",
     /* idx_events_sessionId holds (sessionId, rowid), so this walks the index in id order
      * without sorting. OFFSET still steps over `after` entries: O(after), fine for logs of a
@@ -111,8 +111,8 @@ static int db_fail(struct sql_store *s, int rc, const char *fmt, ...)
     vsnprintf(ctx, sizeof(ctx), fmt, ap);
     va_end(ap);
     /* errmsg belongs to the last call on the connection; use it only if it is this error. */
-    const char *why = sqlite3_extended_errcode(s->db) == rc ? sqlite3_errmsg(s->db)
-                                                            : sqlite3_errstr(rc);
+    const char *why =
+        sqlite3_extended_errcode(s->db) == rc ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
     store__set_error(&s->base, "%s: %s", ctx, why);
     return store__sqlite_errno(rc);
 }
@@ -348,8 +348,8 @@ static int sql_session_delete(struct store *st, const char *id)
 
 /* ---- events ---- */
 
-static int sql_event_append(struct store *st, const char *session_id, const char *json,
-                            size_t len, int64_t now)
+static int sql_event_append(struct store *st, const char *session_id, const char *json, size_t len,
+                            int64_t now)
 {
     struct sql_store *s = sql(st);
     int code = txn_begin(s);
@@ -440,8 +440,8 @@ static int sql_events_load(struct store *st, const char *session_id, int64_t aft
         return rc < 0 ? rc : -EIO;
     if (!owned)
         s->loading = true;
-    sqlite3_bind_text(q, 1, session_id, -1, SQLITE_TRANSIENT); /* cb may free the caller's id */
-    sqlite3_bind_int64(q, 2, limit > 0 ? limit : -1);          /* negative LIMIT = none */
+    sqlite3_bind_text(q, 1, session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, limit > 0 ? limit : -1); /* negative LIMIT = none */
     sqlite3_bind_int64(q, 3, after);
     int64_t pos = after;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
@@ -452,8 +452,10 @@ static int sql_events_load(struct store *st, const char *session_id, int64_t aft
             break;
         }
     }
-    int code = rc == SQLITE_DONE ? 0 : db_fail(s, rc, "cannot read events of session '%.64s' "
-                                                      "from '%s'", session_id, s->path);
+    int code = 0;
+    if (rc != SQLITE_DONE)
+        code =
+            db_fail(s, rc, "cannot read events of session '%.64s' from '%s'", session_id, s->path);
     if (owned) {
         sqlite3_finalize(q);
     } else {
@@ -517,7 +519,8 @@ static int make_parents(const char *path, char **err)
         char c = *p;
         *p = '\0';
         struct stat sb;
-        if (mkdir(dir, 0700) < 0 && (errno != EEXIST || stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
+        if (mkdir(dir, 0700) < 0 &&
+            (errno != EEXIST || stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
             int e = errno == EEXIST ? ENOTDIR : errno;
             *err = xasprintf("cannot create directory '%s': %s", dir, strerror(e));
             return -e;
@@ -538,6 +541,25 @@ static char *open_error(sqlite3 *db, const char *path, int rc)
                      e ? strerror(e) : "", e ? ")" : "");
 }
 
+static int open_db(struct sql_store *s, int flags, char **err)
+{
+    int rc = sqlite3_open_v2(s->path, &s->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        *err = open_error(s->db, s->path, rc);
+        int e = s->db ? sqlite3_system_errno(s->db) : 0;
+        return e > 0 ? -e : store__sqlite_errno(rc);
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    char *msg = NULL;
+    int code = store__schema_setup(s->db, s->path, &s->legacy_workdir, &msg);
+    if (code < 0) {
+        *err = xasprintf("cannot open database '%s': %s", s->path, msg);
+        xfree(msg);
+    }
+    return code;
+}
+
 int store__sqlite_open(const char *path, int flags, struct store **out, char **err)
 {
     char *dummy = NULL;
@@ -545,41 +567,26 @@ int store__sqlite_open(const char *path, int flags, struct store **out, char **e
         err = &dummy;
     *out = NULL;
     if (flags == 0)
-        flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+        flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX; /* one thread */
     int code = make_parents(path, err);
-    if (code < 0)
-        goto out;
     struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+    if (code == 0 && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         *err = xasprintf("cannot open database '%s': is a directory", path);
         code = -EISDIR;
-        goto out;
     }
-    struct sql_store *s = xcalloc(1, sizeof(*s));
-    s->base.ops = &store__sqlite_ops;
-    s->path = xstrdup(path);
-    int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
-    if (rc != SQLITE_OK) {
-        *err = open_error(s->db, path, rc);
-        code = store__sqlite_errno(rc);
-    } else {
-        sqlite3_extended_result_codes(s->db, 1);
-        sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-        char *msg = NULL;
-        code = store__schema_setup(s->db, path, &s->legacy_workdir, &msg);
+    if (code == 0) {
+        struct sql_store *s = xcalloc(1, sizeof(*s));
+        s->base.ops = &store__sqlite_ops;
+        s->path = xstrdup(path);
+        code = open_db(s, flags, err);
         if (code < 0) {
-            *err = xasprintf("cannot open database '%s': %s", path, msg);
-            xfree(msg);
+            sqlite3_close(s->db); /* NULL ok */
+            xfree(s->path);
+            xfree(s);
+        } else {
+            *out = &s->base;
         }
     }
-    if (code < 0) {
-        sqlite3_close(s->db); /* NULL ok */
-        xfree(s->path);
-        xfree(s);
-        goto out;
-    }
-    *out = &s->base;
-out:
     xfree(dummy);
     return code;
 }
