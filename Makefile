@@ -80,7 +80,8 @@ test: deps
 	@$(MAKE) --no-print-directory integration
 
 bench: $(BIN)
-	TARS_BIN=$(abspath $(BIN)) node bench/load.mjs
+	BENCH_STORAGE=memory TARS_BIN=$(abspath $(BIN)) node bench/load.mjs
+	BENCH_STORAGE=sqlite TARS_BIN=$(abspath $(BIN)) node bench/load.mjs
 
 # House rules (STYLE.md 2.9): banned calls, raw malloc/free outside core/xalloc.c.
 check:

@@ -24,6 +24,9 @@ const CREATES = intEnv('BENCH_CREATES', 20000);
 const CREATE_CONC = 50;
 const IDLE = intEnv('BENCH_IDLE', 1000);
 const EXTRA_ARGS = (process.env.BENCH_SERVER_ARGS || '').split(/\s+/).filter(Boolean);
+// BENCH_STORAGE: "sqlite" (default: a fresh database file in the temp dir) or "memory".
+const STORAGE = process.env.BENCH_STORAGE === 'memory' ? 'memory' : 'sqlite';
+let storedSeen = 0; // frames of the stored event types (all but the content deltas) received
 const TOTAL_BUDGET_MS = 170000;
 const STREAM_TIMEOUT_MS = 60000;
 const STDERR_CAP = 256 * 1024;
@@ -368,6 +371,7 @@ async function streamPhase(conc, results) {
     lag.disable();
     agent.destroy();
     const events = recs.reduce((a, r) => a + r.frames, 0);
+    storedSeen += recs.reduce((a, r) => a + (r.frames - r.deltas), 0);
     const row = {
         conc,
         streams: n,
@@ -495,6 +499,17 @@ function report(results) {
 
 // --- main -----------------------------------------------------------------------------------------
 
+/* Size of the bench database (main file + WAL), 0 in memory mode. */
+function dbBytes() {
+    let bytes = 0;
+    for (const f of ['bench.db', 'bench.db-wal']) {
+        try {
+            bytes += fs.statSync(path.join(state.tmp, f)).size;
+        } catch {}
+    }
+    return bytes;
+}
+
 async function main() {
     const results = { streams: [] };
     const nofile = openFilesLimit();
@@ -523,6 +538,9 @@ async function main() {
         '--model.baseURL', `http://127.0.0.1:${fakePort}/v1`,
         '--model.apiKey', 'bench-key',
         '--server.maxConnections', '20000',
+        ...(STORAGE === 'memory'
+            ? ['--server.storage.type', 'memory']
+            : ['--server.storage.path', path.join(state.tmp, 'bench.db')]),
         ...EXTRA_ARGS,
     ];
     const srv = await spawnUntil(BIN, args, /agent-tars-server listening on http:\/\/[^\s]+:(\d+)\n/, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -545,7 +563,11 @@ async function main() {
     const phases = (async () => {
         await memoryPhase(results);
         await createPhase(results);
+        results.dbBefore = dbBytes();
+        const storedBefore = storedSeen;
         for (const conc of LEVELS) await streamPhase(conc, results);
+        results.dbAfter = dbBytes();
+        results.storedStreams = storedSeen - storedBefore;
         results.rssEnd = statusKB(srv.proc.pid, 'VmRSS');
         results.hwm = statusKB(srv.proc.pid, 'VmHWM');
         try {
@@ -565,6 +587,13 @@ async function main() {
     const exit = await srv.proc.exited;
     clearTimeout(t);
     report(results);
+    console.log(`\nStorage: ${STORAGE}`);
+    if (STORAGE === 'sqlite') {
+        const grown = results.dbAfter - results.dbBefore;
+        const perK = results.storedStreams ? grown / 1024 / (results.storedStreams / 1000) : 0;
+        console.log(`database grew ${grown.toLocaleString()} bytes (file + WAL) over the stream phases, which stored ` +
+            `${results.storedStreams.toLocaleString()} events: ${perK.toFixed(1)} KB per 1000 events; ${dbBytes().toLocaleString()} bytes at the end`);
+    }
     console.log(`server exit on SIGTERM: ${JSON.stringify(exit)}`);
     const errLines = srv.proc.stderrText.split('\n').filter(Boolean);
     if (errLines.length) {
