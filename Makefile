@@ -30,6 +30,11 @@ LIB      := $(BUILD)/libtars.a
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
+# Build information for GET /api/v1/version (only v1.o depends on it).
+GIT_HASH   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BUILD_TIME := $(shell date +%s000)
+$(BUILD)/src/api/v1.o: CPPFLAGS += -DTARS_GIT_HASH='"$(GIT_HASH)"' -DTARS_BUILD_TIME_MS=$(BUILD_TIME)LL
+
 .PHONY: all run test unit integration check fmt clean deps bench
 all: $(BIN)
 

@@ -49,6 +49,8 @@ static const char usage[] =
     "  --llm.idleTimeoutMs N       drop a model stream silent for this long (default 60000)\n"
     "  --llm.maxRetries N          retries on 429/5xx/connection errors (default 2)\n"
     "  --llm.retryBaseMs N         first retry backoff (default 500)\n"
+    "  --context.maxImagesCount N  images kept in what the model sees (default 5)\n"
+    "  --context.maxToolResultBytes N  tool result text sent to the model (default 100000)\n"
     "\n"
     "  --<any.dotted.key> VALUE    sets that key of the config tree\n"
     "  -h, --help                  this text\n";
@@ -64,6 +66,7 @@ static const struct {
     {"lm-studio", "http://127.0.0.1:1234/v1"},
     {"openrouter", "https://openrouter.ai/api/v1"},
     {"groq", "https://api.groq.com/openai/v1"},
+    {"anthropic", "https://api.anthropic.com"}, /* llm.c appends /v1/messages */
 };
 
 const char *config_provider_base_url(const char *provider)
@@ -79,7 +82,9 @@ static bool string_key(const char *key)
 {
     static const char *keys[] = {"model.id",       "model.apiKey", "model.baseURL",
                                  "model.provider", "workspace",    "instructions",
-                                 "host",           "config",       "model.displayName"};
+                                 "host",           "config",       "model.displayName",
+                                 "search.apiKey",  "search.baseURL", "search.provider",
+                                 "tool.include",   "tool.exclude",   "toolCallEngine"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (strcmp(keys[i], key) == 0)
             return true;
@@ -462,9 +467,11 @@ static int read_all(struct config *c, char **err)
         {"server.maxConnections", 10000, 1, 1000000},
         {"server.maxConcurrentRuns", 0, 0, 1000000},
         {"server.maxQueuedRuns", 64, 0, 1000000},
+        {"context.maxImagesCount", 5, 1, 1000},
+        {"context.maxToolResultBytes", 100000, 0, 1LL << 30},
     };
-    long long out[9];
-    for (size_t i = 0; i < 9; i++)
+    long long out[11];
+    for (size_t i = 0; i < 11; i++)
         if (get_int(r, nums[i].key, nums[i].def, nums[i].min, nums[i].max, &out[i], err) < 0)
             return -1;
     l->idle_timeout_ms = (unsigned)out[0];
@@ -478,6 +485,8 @@ static int read_all(struct config *c, char **err)
     c->max_conns = (unsigned)out[6];
     c->max_concurrent_runs = (unsigned)out[7];
     c->max_queued_runs = (unsigned)out[8];
+    c->max_images = (size_t)out[9];
+    c->max_tool_result_bytes = (size_t)out[10];
     c->exclusive = json_is_true(get_path(r, "server.exclusive"));
     if (read_storage(c, err) < 0)
         return -1;
@@ -489,6 +498,16 @@ static int read_all(struct config *c, char **err)
         return -1;
     }
     xfree(lvl);
+    char *engine = get_str(r, "toolCallEngine");
+    l->tool_call_engine = engine && strcmp(engine, "prompt_engineering") == 0
+                              ? LLM_ENGINE_PROMPT_ENGINEERING
+                              : LLM_ENGINE_NATIVE;
+    if (engine && l->tool_call_engine == LLM_ENGINE_NATIVE && strcmp(engine, "native") != 0) {
+        *err = xasprintf("unknown toolCallEngine '%s' (use native or prompt_engineering)", engine);
+        xfree(engine);
+        return -1;
+    }
+    xfree(engine);
     return 0;
 }
 

@@ -28,6 +28,7 @@ struct config {
     char *storage_path;      /* SQLite file, or NULL for the memory store */
     bool exclusive;          /* server.exclusive */
     unsigned max_concurrent_runs, max_queued_runs;
+    size_t max_images, max_tool_result_bytes; /* context.maxImagesCount, .maxToolResultBytes */
 };
 
 /* Parses argv. Returns 0 to run, 1 if --help was printed (exit 0), or -1 with a heap message in

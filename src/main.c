@@ -12,6 +12,7 @@
 #include "core/xalloc.h"
 #include "http/http.h"
 #include "llm/llm.h"
+#include "sio/sio.h"
 #include "store/store.h"
 #include "tools/tools.h"
 
@@ -44,7 +45,9 @@ static void on_signal(uv_signal_t *h, int signum)
     app.stopping = true;
     log_info("received signal %d, shutting down", signum);
     http_server_close(app.http);
+    sio_shutdown();
     agent_shutdown();
+    tools_shutdown();
     llm_ctx_close(app.llm);
     uv_close((uv_handle_t *)&app.commit, NULL);
     uv_close((uv_handle_t *)&app.sigint, NULL);
@@ -55,6 +58,16 @@ static int serve(struct config *cfg)
 {
     app.loop = uv_default_loop();
     char *err = NULL;
+    if (tools_init(app.loop, cfg->root, &err) < 0) {
+        fprintf(stderr, "error: %s\n", err);
+        xfree(err);
+        return 1;
+    }
+    if (sio_init(app.loop, cfg->root, &err) < 0) { /* allocates nothing until it serves */
+        fprintf(stderr, "error: %s\n", err);
+        xfree(err);
+        return 1;
+    }
     int rc = store_open(cfg->storage_path, &app.store, &err);
     if (rc < 0) {
         fprintf(stderr, "error: cannot use storage: %s\n", err);
@@ -78,6 +91,8 @@ static int serve(struct config *cfg)
         .store = app.store,
         .max_concurrent_runs = cfg->max_concurrent_runs,
         .max_queued_runs = cfg->max_queued_runs,
+        .max_images = cfg->max_images,
+        .max_tool_result_bytes = cfg->max_tool_result_bytes,
     };
     agent_init(&ao);
     app.workspace = workspace_path(cfg->workspace, NULL, false);
@@ -104,6 +119,7 @@ static int serve(struct config *cfg)
     if (rc < 0) {
         fprintf(stderr, "error: cannot listen on %s:%d: %s\n", cfg->host, cfg->port,
                 uv_strerror(rc));
+        sio_shutdown();
         agent_shutdown();
         llm_ctx_close(app.llm);
         uv_run(app.loop, UV_RUN_DEFAULT);

@@ -30,6 +30,8 @@ struct agent_options {
     struct store *store;              /* where sessions and events live (required) */
     unsigned max_concurrent_runs;     /* 0 = unlimited; more runs wait in a FIFO queue */
     unsigned max_queued_runs;         /* beyond this agent_run_start answers -EAGAIN */
+    size_t max_images;                /* images kept in what the model sees (default 5) */
+    size_t max_tool_result_bytes;     /* tool result text cut to this for the model (0 = no cap) */
 };
 
 /* One serialized event, shared by all subscribers (refcounted). */

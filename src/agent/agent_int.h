@@ -29,6 +29,10 @@ void agent__runs_abort_all(void);
 extern unsigned agent__running;
 void agent__session_unref(struct agent_session *s);
 
+/* Appends the tool message(s) for a tool result to the history (text capped; images in a user
+ * message of their own). */
+void agent__history_tool(struct agent_session *s, const char *call_id, const json_t *content);
+
 /* A new event object {id, type, timestamp}. */
 json_t *agent__event_new(const char *type);
 /* Serializes `ev` (stolen), numbers it, logs it if persisted and hands it to every subscriber. */

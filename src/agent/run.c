@@ -10,6 +10,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../core/xalloc.h"
+#include "../tools/mcp.h"
 #include "../tools/tools.h"
 #include "agent_int.h"
 
@@ -202,8 +203,14 @@ static void on_llm_done(void *data, int status, const struct llm_result *res, co
     json_object_set_new(ev, "finishReason", json_string(finish_reason));
     json_object_set_new(ev, "messageId", json_string(r->message_id));
     json_object_set_new(ev, "elapsedMs", json_integer((json_int_t)(mono_ms() - r->llm_start_ms)));
+    /* Prompt engineering: the event also carries the unparsed text, and the history keeps it
+     * (the llm layer sends it back as the model wrote it). */
+    bool raw = res->raw_content && strcmp(res->raw_content, res->content) != 0;
+    if (raw)
+        json_object_set_new(ev, "rawContent",
+                            json_string_lossy(res->raw_content, strlen(res->raw_content)));
     json_t *msg = json_pack("{s:s, s:O}", "role", "assistant", "content",
-                            json_object_get(ev, "content"));
+                            json_object_get(ev, raw ? "rawContent" : "content"));
     if (res->n_tool_calls)
         json_object_set(msg, "tool_calls", calls);
     json_array_append_new(r->s->history, msg);
@@ -224,16 +231,59 @@ static void on_llm_done(void *data, int status, const struct llm_result *res, co
 
 /* ---- tools ---- */
 
-static void history_tool(struct agent_session *s, const char *call_id, const json_t *content)
+/* Text for the model, cut to the configured size (users hit "prompt too long" on big results). */
+static json_t *capped_text(const char *p, size_t len)
 {
-    json_t *c = json_is_string(content) ? json_incref((json_t *)content) : NULL;
-    if (c == NULL) {
-        char *dump = json_dump_compact(content, NULL);
-        c = json_string_lossy(dump, strlen(dump));
-        xfree(dump);
+    size_t max = agent__opts.max_tool_result_bytes;
+    if (max == 0 || len <= max)
+        return json_string_lossy(p, len);
+    while (max > 0 && ((unsigned char)p[max] & 0xc0) == 0x80)
+        max--; /* do not cut a UTF-8 sequence */
+    char *t = xasprintf("%.*s\n[truncated: the result is %zu bytes, showing the first %zu]",
+                        (int)max, p, len, max);
+    json_t *j = json_string_lossy(t, strlen(t));
+    xfree(t);
+    return j;
+}
+
+static bool is_image_part(const json_t *part)
+{
+    const char *t = json_get_str(part, "type");
+    return t && strcmp(t, "image_url") == 0;
+}
+
+/* As the original's native engine (agent-tools-llm.md §2.4): the result becomes content parts
+ * (mcp_content_to_parts: images as image_url, everything else JSON text), the text goes into one
+ * tool message and the images, if any, into a user message of their own (tool messages take
+ * text only). */
+void agent__history_tool(struct agent_session *s, const char *call_id, const json_t *content)
+{
+    json_t *parts = mcp_content_to_parts(content);
+    struct buf text;
+    buf_init(&text, (size_t)-1);
+    json_t *images = json_array();
+    size_t i;
+    json_t *part;
+    json_array_foreach(parts, i, part)
+    {
+        const char *t = json_get_str(part, "text");
+        if (is_image_part(part)) {
+            json_array_append(images, part);
+        } else if (t) {
+            if (text.len)
+                buf_appendc(&text, '\n');
+            buf_appends(&text, t);
+        }
     }
     json_array_append_new(s->history, json_pack("{s:s, s:s, s:o}", "role", "tool", "tool_call_id",
-                                                call_id, "content", c));
+                                                call_id, "content",
+                                                capped_text(buf_str(&text), text.len)));
+    if (json_array_size(images))
+        json_array_append_new(s->history,
+                              json_pack("{s:s, s:O}", "role", "user", "content", images));
+    json_decref(images);
+    json_decref(parts);
+    buf_release(&text);
 }
 
 static void emit_tool_result(struct run *r, const char *call_id, const char *name,
@@ -247,7 +297,7 @@ static void emit_tool_result(struct run *r, const char *call_id, const char *nam
     if (error)
         json_object_set_new(ev, "error", json_string_lossy(error, strlen(error)));
     agent__emit_new(r->s, ev);
-    history_tool(r->s, call_id, content);
+    agent__history_tool(r->s, call_id, content);
 }
 
 static const char *call_field(const json_t *call, const char *key)
@@ -367,6 +417,33 @@ static json_t *system_message(const struct run *r)
     return m;
 }
 
+/* Keeps the newest context.maxImagesCount images; older ones become a text part, as the
+ * original does. Messages are shared with the history, so a message is copied before it is
+ * changed. */
+static void limit_images(json_t *messages)
+{
+    size_t seen = 0, max = agent__opts.max_images;
+    for (size_t i = json_array_size(messages); i-- > 0;) {
+        json_t *msg = json_array_get(messages, i);
+        json_t *parts = json_object_get(msg, "content");
+        if (!json_is_array(parts))
+            continue;
+        json_t *copy = NULL;
+        for (size_t k = json_array_size(parts); k-- > 0;) {
+            if (!is_image_part(json_array_get(parts, k)) || seen++ < max)
+                continue;
+            if (copy == NULL) {
+                copy = json_deep_copy(msg);
+                json_array_set(messages, i, copy);
+                json_decref(copy);
+            }
+            json_array_set_new(json_object_get(copy, "content"), k,
+                               json_pack("{s:s, s:s}", "type", "text", "text",
+                                         "[Image omitted to conserve context]"));
+        }
+    }
+}
+
 static void max_iterations_reached(struct run *r)
 {
     char *m = xasprintf("Maximum iterations reached (%d), forcing termination",
@@ -407,6 +484,7 @@ static void next_iteration(struct run *r)
     json_t *messages = json_array();
     json_array_append_new(messages, system_message(r));
     json_array_extend(messages, r->s->history);
+    limit_images(messages);
     int rc = llm_request_start(agent__opts.llm, agent__opts.llm_cfg, messages,
                                tools_openai_schema(), &llm_cbs, r, &r->llm);
     json_decref(messages);
@@ -528,7 +606,7 @@ bool agent_abort(struct agent_session *s)
          * next request is invalid for the provider. */
         json_t *aborted = json_string("Error: Request was aborted");
         for (size_t i = r->call_idx; i < json_array_size(r->calls); i++)
-            history_tool(s, json_get_str(json_array_get(r->calls, i), "id"), aborted);
+            agent__history_tool(s, json_get_str(json_array_get(r->calls, i), "id"), aborted);
         json_decref(aborted);
     }
     r->state = RUN_DONE;

@@ -20,6 +20,8 @@ void agent_init(const struct agent_options *opts)
     agent__opts = *opts;
     if (agent__opts.max_log_events == 0)
         agent__opts.max_log_events = 1000;
+    if (agent__opts.max_images == 0)
+        agent__opts.max_images = 5;
     map_init(&sessions);
 }
 
@@ -284,9 +286,11 @@ static void rebuild_assistant(struct rebuild *rb, json_t *ev)
     if (finish && strcmp(finish, "abort") == 0)
         return; /* not something the model said */
     answer_pending(rb);
-    json_t *content = json_object_get(ev, "content");
-    json_t *msg = json_pack("{s:s, s:O}", "role", "assistant", "content",
-                            json_is_string(content) ? content : json_string(""));
+    json_t *content = json_object_get(ev, "rawContent");
+    if (!json_is_string(content))
+        content = json_object_get(ev, "content");
+    json_t *msg = json_pack("{s:s, s:o}", "role", "assistant", "content",
+                            json_is_string(content) ? json_incref(content) : json_string(""));
     json_t *calls = json_object_get(ev, "toolCalls");
     if (json_is_array(calls) && json_array_size(calls) > 0) {
         json_object_set(msg, "tool_calls", calls);
@@ -316,13 +320,10 @@ static int rebuild_event(void *data, int64_t pos, const char *text, size_t len)
         rebuild_assistant(rb, ev);
     } else if (strcmp(type, "tool_result") == 0) {
         const char *id = json_get_str(ev, "toolCallId");
-        json_t *content = json_object_get(ev, "content");
-        char *dump = json_is_string(content) ? NULL : json_dump_compact(content, NULL);
-        json_array_append_new(rb->s->history,
-                              json_pack("{s:s, s:s?, s:s}", "role", "tool", "tool_call_id", id,
-                                        "content", dump ? dump : json_string_value(content)));
-        xfree(dump);
-        drop_pending(rb->pending, id);
+        if (id) {
+            agent__history_tool(rb->s, id, json_object_get(ev, "content"));
+            drop_pending(rb->pending, id);
+        }
     } else if (strcmp(type, "agent_run_start") == 0) {
         rb->running = true;
     } else if (strcmp(type, "agent_run_end") == 0) {
@@ -514,6 +515,7 @@ static void session_retire(struct agent_session *s)
 
 int agent_session_delete(struct agent_session *s)
 {
+    agent_abort(s); /* its last events go to the store before the session leaves it */
     int rc = agent__opts.store ? store_session_delete(agent__opts.store, s->id) : 0;
     if (rc < 0 && rc != -ENOENT)
         return rc;

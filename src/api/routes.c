@@ -7,6 +7,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../core/xalloc.h"
+#include "../sio/sio.h"
 #include "api_int.h"
 #include "router.h"
 
@@ -264,12 +265,36 @@ static void restore_and_dispatch(struct http_req *req, int id, const json_t *bod
     xfree(qid);
 }
 
+/* Whether a request names a session (query string, or a JSON body with a sessionId). */
+static bool session_given(struct http_req *req)
+{
+    char *q = http_req_query_param(req, "sessionId");
+    bool given = q && *q;
+    xfree(q);
+    if (given)
+        return true;
+    size_t len;
+    const char *text = http_req_body(req, &len);
+    json_t *body = len ? json_loadb(text, len, 0, NULL) : NULL;
+    const char *id = json_get_str(body, "sessionId");
+    given = id && *id;
+    json_decref(body);
+    return given;
+}
+
 void api_handle(struct http_req *req, void *data)
 {
+    if (sio_handle(req))
+        return;
     const char *method = http_req_method(req);
     const char *path = http_req_path(req);
     struct route_match m;
     if (!router_match(routes, sizeof(routes) / sizeof(routes[0]), method, path, &m)) {
+        if (strncmp(path, "/api/v1/sessions/", 17) == 0 && !session_given(req)) {
+            /* §3.2.1: the restore rule runs before the router for the whole prefix. */
+            http_respond_error(req, 400, "Session ID is required");
+            return;
+        }
         char *msg = xasprintf("Cannot %s %s", method, path);
         http_respond_error(req, 404, msg);
         xfree(msg);

@@ -26,6 +26,7 @@ static void on_summary_done(void *data, int status, const struct llm_result *res
                             const char *errmsg)
 {
     struct summary *sm = data;
+    http_req_on_close(sm->req, NULL, NULL); /* answering frees the request */
     if (status != LLM_OK) {
         api__error2(sm->req, 500, "Failed to generate summary", errmsg);
     } else {
@@ -43,7 +44,6 @@ static void on_summary_done(void *data, int status, const struct llm_result *res
         json_decref(out);
         json_decref(j);
     }
-    http_req_on_close(sm->req, NULL, NULL);
     xfree(sm);
 }
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* llm.c -- streamed OpenAI-compatible chat completions over curl_uv: request body, headers,
- * the retry policy of anchor spec agent-tools-llm.md §1.3, the idle timeout, and the hand-off of
- * 2xx body bytes to the oai_stream decoder (§1.2). One uv_timer_t per request serves, in turn,
- * as idle watchdog, retry delay and deferred-completion tick. */
+/* llm.c -- streamed chat completions over curl_uv: request URL, body and headers for the
+ * OpenAI-compatible wire (§1.1) or the Anthropic Messages API (§1.5), the retry policy of anchor
+ * spec agent-tools-llm.md §1.3, the idle timeout, and the hand-off of 2xx body bytes to the
+ * provider's decoder, optionally through the prompt-engineering parser (§2.2). One uv_timer_t
+ * per request serves, in turn, as idle watchdog, retry delay and deferred-completion tick. */
 #include "llm.h"
 
 #include <ctype.h>
@@ -18,8 +19,10 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../core/xalloc.h"
+#include "anthropic_stream.h"
 #include "curl_uv.h"
 #include "openai_stream.h"
+#include "pe_parser.h"
 
 #define LLM_ERRBODY_MAX (64 * 1024)
 #define LLM_DEFAULT_IDLE_MS 60000u
@@ -29,6 +32,7 @@
 #define LLM_MAX_RETRY_AFTER_MS 60000.0
 #define LLM_DEFAULT_MAX_LINE (4u * 1024 * 1024)
 #define LLM_ERR_SNIPPET 200
+#define LLM_ANTHROPIC_VERSION "anthropic-version: 2023-06-01"
 
 struct llm_ctx {
     uv_loop_t *loop;
@@ -56,7 +60,8 @@ struct llm_request {
     char *url;
     char *body; /* serialized JSON, xfree */
     size_t body_len;
-    char *auth; /* "Authorization: Bearer ..." or NULL; never logged */
+    char *auth; /* "Authorization: Bearer ..." / "x-api-key: ..." or NULL; never logged */
+    const char *version_header; /* "anthropic-version: ..." or NULL (static) */
     unsigned max_retries, idle_ms, connect_ms, retry_base_ms;
     unsigned retries; /* retries made so far */
     struct curl_uv_xfer *xfer;
@@ -72,7 +77,13 @@ struct llm_request {
     bool delivered;     /* a 2xx body byte went to the decoder: never retry after that */
     bool stream_failed; /* the decoder reported an error; the transfer was aborted */
     bool have_res;
-    struct oai_stream stream;
+    bool anthropic; /* the Messages API wire: dec.anth, else dec.oai */
+    bool pe;        /* content goes through the prompt-engineering parser */
+    union {
+        struct oai_stream oai;
+        struct anth_stream anth;
+    } dec;
+    struct pe_parser pe_parser;
     struct llm_result res;
     int busy;       /* user callbacks of this request on the stack */
     bool cancelled; /* llm_request_cancel from inside one of them */
@@ -81,14 +92,35 @@ struct llm_request {
 };
 
 static const struct curl_uv_cbs xfer_cbs;
-static const struct llm_callbacks decoder_cbs;
 static void finish(struct llm_request *req, int status, const char *msg);
 static void stream_ended(struct llm_request *req, CURLcode rc, const char *detail);
 
 /* ---- request body ----------------------------------------------------------------------- */
 
+bool llm_is_anthropic(const struct llm_config *cfg)
+{
+    return cfg->provider != NULL && strcmp(cfg->provider, "anthropic") == 0;
+}
+
+static bool use_pe(const struct llm_config *cfg)
+{
+    return cfg->tool_call_engine == LLM_ENGINE_PROMPT_ENGINEERING;
+}
+
+static json_t *stop_sequences(void)
+{
+    return json_pack("[s, s]", pe_stop_sequences[0], pe_stop_sequences[1]);
+}
+
 json_t *llm_openai_body(const struct llm_config *cfg, const json_t *messages, const json_t *tools)
 {
+    /* Prompt engineering: the tools live in the system prompt, and the history is text. */
+    json_t *pe_messages = NULL;
+    if (use_pe(cfg)) {
+        pe_messages = pe_prepare_messages(messages, tools);
+        messages = pe_messages;
+        tools = NULL;
+    }
     json_t *body = json_object();
     json_object_set_new(body, "model", json_string(cfg->model ? cfg->model : ""));
     /* Shared, not copied: jansson reference counts are bookkeeping, the values stay unchanged. */
@@ -111,7 +143,95 @@ json_t *llm_openai_body(const struct llm_config *cfg, const json_t *messages, co
         json_object_set_new(th, "type", json_string(cfg->thinking ? "enabled" : "disabled"));
         json_object_set_new(body, "thinking", th);
     }
+    if (pe_messages != NULL)
+        json_object_set_new(body, "stop", stop_sequences());
+    json_decref(pe_messages);
     return body;
+}
+
+json_t *llm_anthropic_body(const struct llm_config *cfg, const json_t *messages,
+                           const json_t *tools)
+{
+    if (!use_pe(cfg))
+        return anth_request_body(cfg, messages, tools);
+    json_t *pe_messages = pe_prepare_messages(messages, tools);
+    json_t *body = anth_request_body(cfg, pe_messages, NULL);
+    json_decref(pe_messages);
+    json_object_set_new(body, "stop_sequences", stop_sequences());
+    return body;
+}
+
+/* Anthropic's documented base URL has no version ("https://api.anthropic.com", path
+ * "/v1/messages"), while OpenAI-style configurations usually end in "/v1"; both work. */
+char *llm_request_url(const struct llm_config *cfg)
+{
+    const char *base = cfg->base_url ? cfg->base_url : "";
+    size_t len = strlen(base);
+    while (len > 0 && base[len - 1] == '/')
+        len--;
+    const char *path = "/chat/completions";
+    if (llm_is_anthropic(cfg))
+        path = len >= 3 && memcmp(base + len - 3, "/v1", 3) == 0 ? "/messages" : "/v1/messages";
+    return xasprintf("%.*s%s", (int)len, base, path);
+}
+
+/* ---- the decoder of the request's wire ------------------------------------------------- */
+
+static const struct llm_callbacks decoder_cbs, pe_cbs;
+
+static void dec_init(struct llm_request *req, size_t max_line)
+{
+    if (req->anthropic)
+        anth_stream_init(&req->dec.anth, &decoder_cbs, req, max_line);
+    else
+        oai_stream_init(&req->dec.oai, &decoder_cbs, req, max_line);
+    if (req->pe)
+        pe_parser_init(&req->pe_parser, &pe_cbs, req);
+}
+
+static void dec_release(struct llm_request *req)
+{
+    if (req->anthropic)
+        anth_stream_release(&req->dec.anth);
+    else
+        oai_stream_release(&req->dec.oai);
+    if (req->pe)
+        pe_parser_release(&req->pe_parser);
+}
+
+static int dec_feed(struct llm_request *req, const char *p, size_t len)
+{
+    return req->anthropic ? anth_stream_feed(&req->dec.anth, p, len)
+                          : oai_stream_feed(&req->dec.oai, p, len);
+}
+
+/* The end marker ([DONE] / message_stop) was seen. */
+static bool dec_done(const struct llm_request *req)
+{
+    return req->anthropic ? req->dec.anth.done : req->dec.oai.done;
+}
+
+static int dec_status(const struct llm_request *req)
+{
+    return req->anthropic ? req->dec.anth.status : req->dec.oai.status;
+}
+
+static const char *dec_error(const struct llm_request *req)
+{
+    return req->anthropic ? req->dec.anth.error : req->dec.oai.error;
+}
+
+static int dec_finish(struct llm_request *req, struct llm_result *res)
+{
+    int st = req->anthropic ? anth_stream_finish(&req->dec.anth, res)
+                            : oai_stream_finish(&req->dec.oai, res);
+    if (res->raw_content == NULL)
+        res->raw_content = res->content;
+    if (res->reasoning_signature == NULL)
+        res->reasoning_signature = "";
+    if (req->pe)
+        pe_parser_finish(&req->pe_parser, res);
+    return st;
 }
 
 /* ---- lifetime --------------------------------------------------------------------------- */
@@ -155,7 +275,7 @@ static void req_destroy(struct llm_request *req)
     req->xfer = NULL;
     req_unlink(req);
     req->state = REQ_DEAD;
-    oai_stream_release(&req->stream);
+    dec_release(req);
     buf_release(&req->errbody);
     xfree(req->url);
     xfree(req->body);
@@ -185,6 +305,8 @@ static struct curl_slist *build_headers(const struct llm_request *req)
     h = curl_slist_append(h, "Expect:");
     if (req->auth)
         h = curl_slist_append(h, req->auth);
+    if (req->version_header)
+        h = curl_slist_append(h, req->version_header);
     return h;
 }
 
@@ -232,7 +354,7 @@ static void on_idle(uv_timer_t *t)
     }
     curl_uv_cancel(req->xfer);
     req->xfer = NULL;
-    if (req->stream.done) {
+    if (dec_done(req)) {
         /* [DONE] came but the server kept the response open: the answer is complete. */
         stream_ended(req, CURLE_OK, "");
         return;
@@ -321,7 +443,7 @@ static int on_body(void *data, const char *p, size_t len)
     }
     req->delivered = true;
     req->busy++;
-    int rc = oai_stream_feed(&req->stream, p, len);
+    int rc = dec_feed(req, p, len);
     req->busy--;
     if (req->cancelled) {
         req_destroy(req); /* cancelled from inside on_content & co; curl_uv drops the rest */
@@ -334,12 +456,30 @@ static int on_body(void *data, const char *p, size_t len)
     return 0;
 }
 
-/* Decoder callbacks: forward to the caller unless the request was cancelled meanwhile. */
-static void dec_content(void *data, const char *s, size_t len)
+/* Decoder callbacks: forward to the caller unless the request was cancelled meanwhile; with
+ * prompt engineering, content goes to the parser, which calls fwd_* in turn. */
+static void fwd_content(void *data, const char *s, size_t len)
 {
     struct llm_request *req = data;
     if (!req->cancelled && req->cb.on_content)
         req->cb.on_content(req->data, s, len);
+}
+
+static void fwd_tool_call(void *data, size_t index, const char *id, const char *name,
+                          const char *args, size_t args_len)
+{
+    struct llm_request *req = data;
+    if (!req->cancelled && req->cb.on_tool_call_delta)
+        req->cb.on_tool_call_delta(req->data, index, id, name, args, args_len);
+}
+
+static void dec_content(void *data, const char *s, size_t len)
+{
+    struct llm_request *req = data;
+    if (req->pe)
+        pe_parser_feed(&req->pe_parser, s, len);
+    else
+        fwd_content(data, s, len);
 }
 
 static void dec_reasoning(void *data, const char *s, size_t len)
@@ -349,12 +489,14 @@ static void dec_reasoning(void *data, const char *s, size_t len)
         req->cb.on_reasoning(req->data, s, len);
 }
 
+/* Native tool calls are not expected with prompt engineering (no tools are sent); should a
+ * provider send some anyway, they are dropped so that the indexes stay the parser's. */
 static void dec_tool_call(void *data, size_t index, const char *id, const char *name,
                           const char *args, size_t args_len)
 {
     struct llm_request *req = data;
-    if (!req->cancelled && req->cb.on_tool_call_delta)
-        req->cb.on_tool_call_delta(req->data, index, id, name, args, args_len);
+    if (!req->pe)
+        fwd_tool_call(data, index, id, name, args, args_len);
 }
 
 static const struct llm_callbacks decoder_cbs = {
@@ -364,13 +506,18 @@ static const struct llm_callbacks decoder_cbs = {
     .on_done = NULL, /* the decoder never calls it */
 };
 
+static const struct llm_callbacks pe_cbs = {
+    .on_content = fwd_content,
+    .on_tool_call_delta = fwd_tool_call,
+};
+
 /* ---- completion and retries (outside libcurl) ------------------------------------------- */
 
 /* Calls on_done once and frees the request. */
 static void finish(struct llm_request *req, int status, const char *msg)
 {
     if (!req->have_res) {
-        oai_stream_finish(&req->stream, &req->res);
+        dec_finish(req, &req->res);
         req->have_res = true;
     }
     uv_timer_stop(&req->timer);
@@ -453,11 +600,10 @@ static size_t utf8_cut(const char *s, size_t len, size_t max)
     return n;
 }
 
-/* "<status> <error.message>" for OpenAI and Anthropic error bodies, else "<status> <body
- * start>". Caller owns the result. */
-static char *http_error_message(long status, const struct buf *body)
+/* "<status> <error.message>" for OpenAI and Anthropic error bodies (j is the parsed body, or
+ * NULL), else "<status> <body start>". Caller owns the result. */
+static char *http_error_message(long status, const json_t *j, const struct buf *body)
 {
-    json_t *j = json_loadb(buf_str(body), body->len, 0, NULL);
     const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
     char *msg;
     if (m) {
@@ -468,8 +614,16 @@ static char *http_error_message(long status, const struct buf *body)
     } else {
         msg = xasprintf("%ld status code (no body)", status);
     }
-    json_decref(j);
     return msg;
+}
+
+/* Anthropic's 429 for an organisation over its monthly spend limit lasts until the month
+ * ends: retrying cannot help, whatever the headers say (§1.3). */
+static bool spend_limit_reached(const json_t *j)
+{
+    const json_t *details = json_object_get(json_object_get(j, "error"), "details");
+    const char *code = json_get_str(details, "error_code");
+    return code != NULL && strcmp(code, "enforced_spend_limit_reached") == 0;
 }
 
 static bool retryable_status(long status)
@@ -497,8 +651,11 @@ static bool retryable_curl(CURLcode rc)
 
 static void http_failed(struct llm_request *req)
 {
-    char *msg = http_error_message(req->status, &req->errbody);
-    if (may_retry(req, retryable_status(req->status)))
+    json_t *j = json_loadb(buf_str(&req->errbody), req->errbody.len, 0, NULL);
+    char *msg = http_error_message(req->status, j, &req->errbody);
+    bool final = req->status == 429 && spend_limit_reached(j);
+    json_decref(j);
+    if (!final && may_retry(req, retryable_status(req->status)))
         schedule_retry(req, msg);
     else
         finish(req, LLM_ERR_HTTP, msg);
@@ -517,7 +674,7 @@ static void conn_failed(struct llm_request *req, CURLcode rc, const char *detail
 
 static void stream_ended(struct llm_request *req, CURLcode rc, const char *detail)
 {
-    int st = oai_stream_finish(&req->stream, &req->res);
+    int st = dec_finish(req, &req->res);
     req->have_res = true;
     if (st == LLM_ERR_TRUNCATED && rc != CURLE_OK) {
         char *msg = xasprintf("LLM stream cut off: %s", *detail ? detail : curl_easy_strerror(rc));
@@ -526,7 +683,7 @@ static void stream_ended(struct llm_request *req, CURLcode rc, const char *detai
     } else if (st == LLM_ERR_TRUNCATED) {
         finish(req, st, "LLM stream ended before [DONE] or a finish_reason");
     } else if (st < 0) {
-        finish(req, st, req->stream.error ? req->stream.error : "LLM stream error");
+        finish(req, st, dec_error(req) ? dec_error(req) : "LLM stream error");
     } else {
         finish(req, LLM_OK, NULL); /* complete even if the connection broke afterwards */
     }
@@ -538,8 +695,8 @@ static void on_xfer_done(void *data, CURLcode rc, const char *detail)
     req->xfer = NULL;
     uv_timer_stop(&req->timer);
     if (req->stream_failed)
-        finish(req, req->stream.status ? req->stream.status : LLM_ERR_PROTOCOL,
-               req->stream.error ? req->stream.error : "LLM stream error");
+        finish(req, dec_status(req) ? dec_status(req) : LLM_ERR_PROTOCOL,
+               dec_error(req) ? dec_error(req) : "LLM stream error");
     else if (is_2xx(req->status) && (req->delivered || rc == CURLE_OK))
         stream_ended(req, rc, detail);
     else if (req->status > 0 && !is_2xx(req->status))
@@ -613,15 +770,17 @@ static void req_configure(struct llm_request *req, const struct llm_config *cfg)
     req->idle_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : LLM_DEFAULT_IDLE_MS;
     req->connect_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : LLM_DEFAULT_CONNECT_MS;
     req->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : LLM_DEFAULT_RETRY_BASE_MS;
-    size_t base_len = cfg->base_url ? strlen(cfg->base_url) : 0;
-    while (base_len > 0 && cfg->base_url[base_len - 1] == '/')
-        base_len--;
-    req->url =
-        xasprintf("%.*s/chat/completions", (int)base_len, cfg->base_url ? cfg->base_url : "");
-    if (cfg->api_key && cfg->api_key[0])
+    req->anthropic = llm_is_anthropic(cfg);
+    req->pe = use_pe(cfg);
+    req->url = llm_request_url(cfg);
+    if (req->anthropic) {
+        if (cfg->api_key && cfg->api_key[0])
+            req->auth = xasprintf("x-api-key: %s", cfg->api_key);
+        req->version_header = LLM_ANTHROPIC_VERSION;
+    } else if (cfg->api_key && cfg->api_key[0]) {
         req->auth = xasprintf("Authorization: Bearer %s", cfg->api_key);
-    oai_stream_init(&req->stream, &decoder_cbs, req,
-                    cfg->max_line_bytes ? cfg->max_line_bytes : LLM_DEFAULT_MAX_LINE);
+    }
+    dec_init(req, cfg->max_line_bytes ? cfg->max_line_bytes : LLM_DEFAULT_MAX_LINE);
     buf_init(&req->errbody, LLM_ERRBODY_MAX);
 }
 
@@ -659,8 +818,10 @@ int llm_request_start(struct llm_ctx *ctx, const struct llm_config *cfg, const j
         fail_later(req, LLM_ERR_CONFIG, "no LLM base URL configured");
         return 0;
     }
-    json_t *body = llm_openai_body(cfg, messages, tools);
-    req->body = json_dumps(body, JSON_COMPACT);
+    json_t *body = req->anthropic ? llm_anthropic_body(cfg, messages, tools)
+                                  : llm_openai_body(cfg, messages, tools);
+    /* 15 significant digits: "temperature":0.7 rather than 0.69999999999999996. */
+    req->body = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(body);
     if (req->body == NULL) {
         fail_later(req, LLM_ERR_CONFIG, "cannot serialize the LLM request body");

@@ -1,17 +1,22 @@
 /* SPDX-License-Identifier: MIT */
-/* tools_int.h -- what tool.c (registry and threadpool runner), tool_fs.c (file tools) and
- * workspace.c (path confinement) share. Not for use outside src/tools. */
+/* tools_int.h -- what the files of src/tools share: tool.c (registry, filters, runner),
+ * tool_fs.c / tool_edit.c / tool_walk.c (file tools on the threadpool), tool_exec.c (commands on
+ * the loop), tool_search.c (web_search over curl_uv) and workspace.c (path confinement).
+ * Not for use outside src/tools. */
 #ifndef TOOLS_TOOLS_INT_H
 #define TOOLS_TOOLS_INT_H
 
+#include <dirent.h>
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <uv.h>
 
-/* One call as a tool body sees it. The body runs on a threadpool thread: everything here is
- * private to this call, so building jansson values in it is safe (jansson 2.14 refcounts are
- * atomic and nothing here is shared with the loop thread until the after-work callback). */
+/* One call as a tool body sees it. A threadpool body runs on a worker thread: everything here
+ * is private to this call, so building jansson values in it is safe (jansson 2.14 refcounts are
+ * atomic and nothing here is shared with the loop thread until the after-work callback). A loop
+ * tool (commands, web_search) only ever touches it on the loop thread. */
 struct tool_call {
     const char *name;     /* tool name, for messages */
     const char *root;     /* workspace root as configured (absolute) */
@@ -21,21 +26,59 @@ struct tool_call {
     char *error;          /* out: heap message on failure (content then left NULL) */
 };
 
-/* A built-in tool. `run` is called on a threadpool thread and must set exactly one of
- * call->content or call->error. */
+/* A built-in tool: exactly one of `run` and `start` is set.
+ * - `run` is a threadpool body: called on a worker thread, it sets exactly one of
+ *   call->content or call->error.
+ * - `start` is a loop tool: called on the loop thread, it returns a handle and later calls
+ *   tool__loop_done(call) exactly once on the loop thread, never from inside `start`. If it
+ *   cannot start at all it sets call->error and returns NULL (the runner then completes the
+ *   call). `abort` (on the loop thread, at most while the call is running) makes it end early;
+ *   tool__loop_done still follows. */
 struct tool_ops {
     const char *name;
     const char *description;     /* with the "[filesystem] " style prefix of the original */
     json_t *(*schema_new)(void); /* JSON schema of the arguments; new reference */
     void (*run)(struct tool_call *call);
+    void *(*start)(uv_loop_t *loop, struct tool_call *call);
+    void (*abort)(void *handle);
 };
 
+/* The tables, in the order the original registers them (anchor-api.md §6.1). */
 extern const struct tool_ops tool__fs_ops[];
 extern const size_t tool__fs_count;
+extern const struct tool_ops tool__exec_ops[];
+extern const size_t tool__exec_count;
+extern const struct tool_ops tool__search_ops; /* web_search */
+
+/* Bodies and schemas of the file tools that live in their own files (tool_edit.c, tool_walk.c). */
+void tool__edit_file_run(struct tool_call *call);
+json_t *tool__edit_file_schema_new(void);
+void tool__directory_tree_run(struct tool_call *call);
+json_t *tool__directory_tree_schema_new(void);
+void tool__search_files_run(struct tool_call *call);
+json_t *tool__search_files_schema_new(void);
+
+/* Completes a loop tool's call: its result goes to the caller and the run is freed. */
+void tool__loop_done(struct tool_call *call);
+
+/* Module settings from the config tree (tools_init). Each returns 0 or <0 with *err. */
+int tool__exec_init(const json_t *root, char **err);
+/* Kills the process group of every command still running (they then complete as aborted). */
+void tool__exec_shutdown(void);
+int tool__search_init(uv_loop_t *loop, const json_t *root, char **err);
+/* Whether a usable search provider is configured (web_search is only offered then). */
+bool tool__search_enabled(void);
+/* Aborts the searches in flight and closes the curl_uv instance (the loop must run after). */
+void tool__search_shutdown(void);
+
+/* ---------------------------------------------------------------- helpers for tool bodies */
 
 /* Sets call->error to "Invalid arguments for <tool>: <key> must be a string" unless
  * args[key] is a string; returns that string (borrowed from call->args) or NULL. */
 const char *tool__arg_str(struct tool_call *call, const char *key);
+/* args[key] as a string when present; NULL when absent or null. Sets call->error (and returns
+ * NULL) when it is present with another type; check call->error. */
+const char *tool__arg_opt_str(struct tool_call *call, const char *key);
 /* Node-style error text, as the original's fs calls throw it:
  * "ENOENT: no such file or directory, open '/ws/x'". err is a negative errno; path may be
  * NULL (then the text ends after the syscall name). Caller owns the result. */
@@ -45,5 +88,40 @@ char *tool__errno_msg(int err, const char *syscall, const char *path);
  * "." and empty components dropped, ".." pops one component (never above "/"), no trailing
  * slash. `path` may be absolute (then base is ignored). Caller owns the result. */
 char *tool__path_resolve(const char *base, const char *path);
+
+/* Length of data[0..len) without a UTF-8 sequence cut off at the end, so text cut at a cap
+ * does not end in a replacement character. */
+size_t tool__utf8_trim(const char *data, size_t len);
+
+/* Reads the regular file `real` (already confined) as a tool shows text: at most max_bytes,
+ * with a "[truncated: ...]" note when the file goes on; invalid UTF-8 becomes U+FFFD. Returns a
+ * new JSON string, or NULL with a heap message in *err. */
+json_t *tool__read_text(const char *real, size_t max_bytes, char **err);
+/* Reads all of the regular file `real`, refusing files over max_bytes. Returns 0 with a heap
+ * buffer (NUL-terminated) in *data, or <0 with a heap message in *err. */
+int tool__read_all(const char *real, size_t max_bytes, char **data, size_t *len, char **err);
+/* Replaces the regular file `real` with data[0..len) (created 0666 less the umask). Returns 0 or
+ * <0 with a heap message in *err. */
+int tool__write_file(const char *real, const char *data, size_t len, char **err);
+
+/* One directory entry; symlinks count as files, as readdir's Dirent.isDirectory() says in the
+ * original. */
+struct tool_dirent {
+    char *name; /* heap */
+    bool dir;
+};
+/* Reads the entries of d (then closes it) except "." and "..", sorted bytewise. At most
+ * max_entries are kept; *total counts them all. Returns the count kept; *out is a heap array
+ * (NULL when empty) to free with tool__dirents_free. */
+size_t tool__read_dir(DIR *d, size_t max_entries, struct tool_dirent **out, size_t *total);
+void tool__dirents_free(struct tool_dirent *ents, size_t n);
+
+/* Config helpers. obj[key] as a heap string in *out (caller owns it): numbers are written out,
+ * as a CLI flag such as --search.apiKey 1234 arrives as a number; NULL when absent or null.
+ * Returns 0, or <0 with *err when it has another type. `where` names obj in messages. */
+int tool__cfg_str(const json_t *obj, const char *where, const char *key, char **out, char **err);
+/* obj[key] as an integer in [min, max]; *out untouched when absent or null. */
+int tool__cfg_int(const json_t *obj, const char *where, const char *key, long long min,
+                  long long max, long long *out, char **err);
 
 #endif

@@ -150,7 +150,13 @@ describe('text run', () => {
         assert.deepEqual(b.stream_options, { include_usage: true });
         assert.ok(Array.isArray(b.tools));
         const names = b.tools.map((t) => t.function && t.function.name).sort();
-        assert.deepEqual(names, ['list_directory', 'read_file', 'write_file']);
+        // The original's built-in set (agent-tools-llm.md §2.1), without web_search when no
+        // search provider is configured.
+        for (const n of ['list_directory', 'read_file', 'write_file', 'edit_file', 'directory_tree',
+            'search_files', 'run_command', 'run_script']) {
+            assert.ok(names.includes(n), `tool ${n} offered to the model`);
+        }
+        assert.equal(new Set(names).size, names.length, 'no tool listed twice');
         for (const t of b.tools) {
             assert.equal(t.type, 'function');
             assert.equal(typeof t.function.description, 'string');

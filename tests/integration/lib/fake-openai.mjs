@@ -555,3 +555,8 @@ const SCENARIOS = {
         s.play(frames.slice(0, 1), 'stall');
     },
 };
+
+/** Lets other test files plug in scenarios of their own (keyed by marker name). */
+export function addScenarios(obj) {
+    Object.assign(SCENARIOS, obj);
+}

@@ -47,10 +47,27 @@ export function modelArgs(fake, { key = TEST_API_KEY, id = 'fake-model' } = {}) 
     return ['--model.provider', 'openai-compatible', '--model.id', id, '--model.baseURL', fake.baseURL, '--model.apiKey', key];
 }
 
+/** True if the flags already choose a storage (any --server.storage.* flag). */
+function hasStorageFlag(args) {
+    return args.some((a) => typeof a === 'string' && a.startsWith('--server.storage.'));
+}
+
+/** The value of `--name V` or `--name=V` in args, or null. */
+export function flagValue(args, name) {
+    for (let i = 0; i < args.length; i++) {
+        if (args[i] === name && i + 1 < args.length) return args[i + 1];
+        if (typeof args[i] === 'string' && args[i].startsWith(`${name}=`)) return args[i].slice(name.length + 1);
+    }
+    return null;
+}
+
 /**
- * Spawns the binary. opts: { fake, args, env, workspace, noDefaults, apiKey }.
+ * Spawns the binary. opts: { fake, args, env, workspace, noDefaults, noStorageDefault, apiKey }.
  * Without noDefaults it adds --port 0 --host 127.0.0.1 --workspace <fresh dir> and the model flags
- * for `fake` (if given). Resolves once the "listening on" line arrived (10 s timeout).
+ * for `fake` (if given). Unless the flags already name a storage (or noStorageDefault), it adds
+ * --server.storage.path <fresh dir>/agent-tars.db so that no test touches ~/.agent-tars.
+ * Resolves once the "listening on" line arrived (10 s timeout). The result has stop(), kill9()
+ * and restart() (a new process with the same flags: same workspace and database).
  */
 export async function startServer(opts = {}) {
     const workspace = opts.workspace || tempDir('tars-ws-');
@@ -60,16 +77,23 @@ export async function startServer(opts = {}) {
         if (opts.fake) args.push(...modelArgs(opts.fake, { key: opts.apiKey || TEST_API_KEY }));
     }
     args.push(...(opts.args || []));
+    if (!opts.noStorageDefault && !hasStorageFlag(args)) {
+        args.push('--server.storage.path', path.join(tempDir('tars-db-'), 'agent-tars.db'));
+    }
     const proc = spawn(TARS_BIN, args, { env: childEnv(opts.env || {}), stdio: ['ignore', 'pipe', 'pipe'] });
     const srv = {
         proc,
         args,
+        env: opts.env || {},
         workspace,
+        dbPath: flagValue(args, '--server.storage.path'),
         stdout: '',
         stderr: '',
         exit: null,
         stopped: false,
     };
+    srv.kill9 = () => killServer(srv);
+    srv.restart = (extra) => restartServer(srv, extra);
     srv.exited = new Promise((resolve) => {
         proc.on('exit', (code, signal) => {
             srv.exit = { code, signal };
@@ -138,6 +162,29 @@ export async function stopServer(srv, signal = 'SIGTERM') {
     if (res.code !== 0 || res.signal !== null || SANITIZER_RE.test(srv.stderr)) {
         throw new Error(`server exit was not clean: ${JSON.stringify(res)}\nstderr:\n${tail(srv.stderr)}`);
     }
+}
+
+/** SIGKILL (a crash): waits for the process to be gone; no exit-status checks. */
+export async function killServer(srv) {
+    if (!srv) return;
+    srv.stopped = true;
+    if (srv.exit === null) srv.proc.kill('SIGKILL');
+    await srv.exited;
+}
+
+/**
+ * Starts a new process with the flags of `srv` (same workspace and database, a new port) after
+ * `srv` has exited (stop or kill it first). extra: { args (appended), env (replaces) }.
+ */
+export async function restartServer(srv, extra = {}) {
+    if (srv.exit === null) throw new Error('restartServer: the old process is still running; stop() or kill9() it first');
+    return startServer({
+        noDefaults: true,
+        noStorageDefault: true,
+        workspace: srv.workspace,
+        args: [...srv.args, ...(extra.args || [])],
+        env: extra.env || srv.env,
+    });
 }
 
 /** Stops several servers / fakes, reporting the first failure after trying all of them. */

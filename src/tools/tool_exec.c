@@ -1,0 +1,576 @@
+/* SPDX-License-Identifier: MIT */
+/* tool_exec.c -- run_command and run_script as the original's commands server offers them
+ * (agent-tools-llm.md §2.1, §3.3): `/bin/sh -c <command>` (for run_script, the interpreter
+ * command with the script piped to its stdin), spawned with uv_spawn on the loop in a process
+ * group of its own (UV_PROCESS_DETACHED: setsid), in the workspace, with an environment
+ * scrubbed of the server's secrets, capped stdout/stderr, and the whole group SIGKILLed on
+ * timeout and on abort. The result is the commands server's content array: an ERROR part when
+ * the command failed, then STDOUT and STDERR parts. See docs/internals/TOOLS.md. */
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "core/xalloc.h"
+#include "tools.h"
+#include "tools_int.h"
+
+extern char **environ;
+
+#define EXEC_TIMEOUT_MS 60000         /* default of "command": {"timeoutMs"} */
+#define EXEC_MAX_OUTPUT (1024 * 1024) /* default of "command": {"maxOutputBytes"}, per stream */
+#define EXEC_GRACE_MS 1000            /* after the shell exits, wait this long for its pipes */
+#define EXEC_READ_CHUNK (64 * 1024)
+
+enum exec_phase {
+    PH_RUNNING, /* the shell runs; the timer is the timeout */
+    PH_KILLED,  /* the group got SIGKILL; waiting for the shell's exit */
+    PH_EXITED,  /* the shell exited; the timer is the grace period for the pipes */
+    PH_CLOSING, /* handles are closing; the result follows the last close */
+};
+
+enum exec_kill { KILL_NONE, KILL_TIMEOUT, KILL_ABORT };
+
+struct capture {
+    struct buf buf; /* what the command printed, capped at maxOutputBytes */
+    size_t dropped; /* bytes over the cap */
+    bool eof;
+};
+
+struct exec_job {
+    struct tool_call *call;
+    uv_process_t proc;
+    uv_pipe_t pipes[3]; /* stdin (run_script only), stdout, stderr */
+    uv_timer_t timer;
+    uv_write_t write_req;
+    struct capture cap[2]; /* stdout, stderr */
+    char *shown;           /* the command (or interpreter) for messages; heap */
+    char *script;          /* run_script: the text for stdin; heap */
+    size_t script_len;
+    enum exec_phase phase;
+    enum exec_kill killed;
+    bool spawned;
+    bool stdin_open;              /* pipes[0] is initialized and not closed yet */
+    int64_t exit_status;          /* valid once the shell exited */
+    int term_signal;              /* 0 unless the shell died of a signal */
+    int open_handles;             /* handles initialized and not yet closed */
+    struct exec_job *prev, *next; /* running jobs, for tools_shutdown */
+    char scratch[EXEC_READ_CHUNK];
+};
+
+static struct {
+    uint64_t timeout_ms;
+    size_t max_output;
+    char **secret_values; /* NULL-terminated; env values equal to these are dropped */
+    struct exec_job *jobs;
+} ex = {EXEC_TIMEOUT_MS, EXEC_MAX_OUTPUT, NULL, NULL};
+
+/* ---------------------------------------------------------------- config */
+
+static void secrets_free(void)
+{
+    for (size_t i = 0; ex.secret_values != NULL && ex.secret_values[i] != NULL; i++)
+        xfree(ex.secret_values[i]);
+    xfree(ex.secret_values);
+    ex.secret_values = NULL;
+}
+
+/* The configured API keys: an environment variable holding one of them is dropped whatever its
+ * name. Very short values are ignored, as they would match innocent variables. */
+static void add_secret(const json_t *obj, const char *where, const char *key)
+{
+    char *v = NULL, *err = NULL;
+    if (tool__cfg_str(obj, where, key, &v, &err) < 0 || v == NULL || strlen(v) < 8) {
+        xfree(v);
+        xfree(err);
+        return;
+    }
+    size_t n = 0;
+    while (ex.secret_values != NULL && ex.secret_values[n] != NULL)
+        n++;
+    ex.secret_values = xrealloc(ex.secret_values, (n + 2) * sizeof(char *));
+    ex.secret_values[n] = v;
+    ex.secret_values[n + 1] = NULL;
+}
+
+int tool__exec_init(const json_t *root, char **err)
+{
+    ex.timeout_ms = EXEC_TIMEOUT_MS;
+    ex.max_output = EXEC_MAX_OUTPUT;
+    secrets_free();
+    const json_t *cmd = json_object_get(root, "command");
+    if (cmd != NULL && !json_is_null(cmd) && !json_is_object(cmd)) {
+        *err = xstrdup("'command' must be an object");
+        return -EINVAL;
+    }
+    long long timeout = EXEC_TIMEOUT_MS, max = EXEC_MAX_OUTPUT;
+    if (tool__cfg_int(cmd, "command", "timeoutMs", 1, 7LL * 24 * 3600 * 1000, &timeout, err) < 0 ||
+        tool__cfg_int(cmd, "command", "maxOutputBytes", 1, 256LL * 1024 * 1024, &max, err) < 0)
+        return -EINVAL;
+    ex.timeout_ms = (uint64_t)timeout;
+    ex.max_output = (size_t)max;
+    add_secret(json_object_get(root, "model"), "model", "apiKey");
+    add_secret(json_object_get(root, "search"), "search", "apiKey");
+    return 0;
+}
+
+static void kill_group(struct exec_job *job);
+
+void tool__exec_shutdown(void)
+{
+    for (struct exec_job *j = ex.jobs; j != NULL; j = j->next) {
+        if (j->killed == KILL_NONE)
+            j->killed = KILL_ABORT;
+        kill_group(j);
+    }
+    secrets_free();
+    ex.timeout_ms = EXEC_TIMEOUT_MS;
+    ex.max_output = EXEC_MAX_OUTPUT;
+}
+
+/* ---------------------------------------------------------------- the child's environment */
+
+static bool suffix_ci(const char *s, size_t n, const char *suf)
+{
+    size_t k = strlen(suf);
+    return n >= k && strncasecmp(s + n - k, suf, k) == 0;
+}
+
+static bool contains_ci(const char *s, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (strncasecmp(s + i, needle, k) == 0)
+            return true;
+    return false;
+}
+
+/* Names that hold credentials: OPENAI_API_KEY and the like, *_TOKEN, *_SECRET, *PASSWORD*. */
+static bool secret_name(const char *name, size_t n)
+{
+    return suffix_ci(name, n, "API_KEY") || suffix_ci(name, n, "APIKEY") ||
+           suffix_ci(name, n, "_TOKEN") || suffix_ci(name, n, "_SECRET") ||
+           contains_ci(name, n, "_SECRET_") || contains_ci(name, n, "PASSWORD") ||
+           contains_ci(name, n, "PASSWD");
+}
+
+static bool secret_value(const char *v)
+{
+    for (size_t i = 0; ex.secret_values != NULL && ex.secret_values[i] != NULL; i++)
+        if (strcmp(ex.secret_values[i], v) == 0)
+            return true;
+    return false;
+}
+
+/* The server's environment without secrets, with PWD set to the working directory. The
+ * strings are borrowed from environ except the last one, *pwd, which the caller frees. */
+static char **child_env(const char *dir, char **pwd)
+{
+    size_t n = 0;
+    while (environ[n] != NULL)
+        n++;
+    char **env = xmalloc((n + 2) * sizeof(*env));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(environ[i], '=');
+        size_t len = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+        if (eq == NULL || secret_name(environ[i], len) || secret_value(eq + 1) ||
+            (len == 3 && strncmp(environ[i], "PWD", 3) == 0))
+            continue;
+        env[k++] = environ[i];
+    }
+    *pwd = xasprintf("PWD=%s", dir);
+    env[k++] = *pwd;
+    env[k] = NULL;
+    return env;
+}
+
+/* ---------------------------------------------------------------- the result */
+
+static void append_capture(struct buf *b, const struct capture *c, const char *what)
+{
+    size_t len = c->dropped ? tool__utf8_trim(buf_str(&c->buf), c->buf.len) : c->buf.len;
+    buf_append(b, buf_str(&c->buf), len);
+    if (c->dropped)
+        buf_appendf(b, "\n[truncated: %s went over %zu bytes; %zu more bytes were dropped]", what,
+                    ex.max_output, c->dropped);
+}
+
+static json_t *text_part_new(const struct buf *b, const char *name)
+{
+    return json_pack("{s:s, s:o, s:s}", "type", "text", "text",
+                     json_string_lossy(buf_str(b), b->len), "name", name);
+}
+
+/* The ERROR part: Node's exec error text ("Command failed: <cmd>\n<stderr>"), or ours for a
+ * timeout or an abort, with the exit code (null after a signal) and the signal name. */
+static json_t *error_part_new(const struct exec_job *job)
+{
+    struct buf b;
+    buf_init(&b, (size_t)-1);
+    if (job->killed == KILL_TIMEOUT)
+        buf_appendf(&b, "Command timed out after %llu ms: %s\n", (unsigned long long)ex.timeout_ms,
+                    job->shown);
+    else if (job->killed == KILL_ABORT)
+        buf_appendf(&b, "Command aborted: %s\n", job->shown);
+    else
+        buf_appendf(&b, "Command failed: %s\n", job->shown);
+    append_capture(&b, &job->cap[1], "stderr");
+    json_t *part = text_part_new(&b, "ERROR");
+    buf_release(&b);
+    json_object_set_new(part, "exitCode",
+                        job->term_signal ? json_null() : json_integer(job->exit_status));
+    if (job->term_signal) {
+        const char *abbrev = sigabbrev_np(job->term_signal);
+        char *sig = abbrev ? xasprintf("SIG%s", abbrev) : xasprintf("%d", job->term_signal);
+        json_object_set_new(part, "signal", json_string(sig));
+        xfree(sig);
+    }
+    return part;
+}
+
+static json_t *result_new(const struct exec_job *job)
+{
+    json_t *parts = json_array();
+    if (job->killed != KILL_NONE || job->exit_status != 0 || job->term_signal != 0)
+        json_array_append_new(parts, error_part_new(job));
+    static const char *const names[] = {"STDOUT", "STDERR"}, *const what[] = {"stdout", "stderr"};
+    for (int i = 0; i < 2; i++) {
+        if (job->cap[i].buf.len == 0 && job->cap[i].dropped == 0)
+            continue;
+        struct buf b;
+        buf_init(&b, (size_t)-1);
+        append_capture(&b, &job->cap[i], what[i]);
+        json_array_append_new(parts, text_part_new(&b, names[i]));
+        buf_release(&b);
+    }
+    return parts;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void job_free(struct exec_job *job)
+{
+    buf_release(&job->cap[0].buf);
+    buf_release(&job->cap[1].buf);
+    xfree(job->shown);
+    xfree(job->script);
+    xfree(job);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct exec_job *job = h->data;
+    if (--job->open_handles > 0)
+        return;
+    struct tool_call *call = job->call;
+    if (call->error == NULL)
+        call->content = result_new(job);
+    job_free(job);
+    tool__loop_done(call);
+}
+
+static void kill_group(struct exec_job *job)
+{
+    /* The shell is the leader of its own group (setsid), so -pid reaches everything it started
+     * that did not leave the group. */
+    if (job->spawned && job->proc.pid > 0 && kill(-job->proc.pid, SIGKILL) < 0 && errno != ESRCH)
+        log_warn("cannot kill process group %d: %s", job->proc.pid, strerror(errno));
+}
+
+static void close_handle(struct exec_job *job, uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, on_closed);
+}
+
+/* Closes every handle; the result is delivered from the last close callback. */
+static void finish(struct exec_job *job)
+{
+    if (job->phase == PH_CLOSING)
+        return;
+    job->phase = PH_CLOSING;
+    if (job->spawned) {
+        if (job->prev != NULL)
+            job->prev->next = job->next;
+        else
+            ex.jobs = job->next;
+        if (job->next != NULL)
+            job->next->prev = job->prev;
+    }
+    job->stdin_open = false;
+    close_handle(job, (uv_handle_t *)&job->timer);
+    close_handle(job, (uv_handle_t *)&job->proc);
+    for (int i = 0; i < 3; i++)
+        if (job->pipes[i].loop != NULL)
+            close_handle(job, (uv_handle_t *)&job->pipes[i]);
+}
+
+static void maybe_finish(struct exec_job *job)
+{
+    if (job->phase == PH_EXITED && job->cap[0].eof && job->cap[1].eof)
+        finish(job);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct exec_job *job = t->data;
+    if (job->phase == PH_RUNNING) {
+        job->killed = KILL_TIMEOUT;
+        job->phase = PH_KILLED;
+        kill_group(job);
+    } else if (job->phase == PH_EXITED) {
+        /* Something that left the group (or ignored the kill) still holds the pipes: the
+         * command is over all the same. */
+        finish(job);
+    }
+}
+
+static void on_proc_exit(uv_process_t *p, int64_t exit_status, int term_signal)
+{
+    struct exec_job *job = p->data;
+    job->exit_status = exit_status;
+    job->term_signal = term_signal;
+    if (job->phase != PH_RUNNING && job->phase != PH_KILLED)
+        return;
+    job->phase = PH_EXITED;
+    /* Background children that keep stdout/stderr open are waited for only briefly; the
+     * output they write later is lost. */
+    uv_timer_stop(&job->timer);
+    uv_timer_start(&job->timer, on_timer, EXEC_GRACE_MS, 0);
+    maybe_finish(job);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct exec_job *job = h->data;
+    *buf = uv_buf_init(job->scratch, sizeof(job->scratch));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct exec_job *job = s->data;
+    struct capture *c = &job->cap[s == (uv_stream_t *)&job->pipes[1] ? 0 : 1];
+    if (nread > 0) {
+        size_t room = ex.max_output - c->buf.len, n = (size_t)nread;
+        size_t take = n < room ? n : room;
+        buf_append(&c->buf, buf->base, take);
+        c->dropped += n - take; /* read on and drop, so the command never blocks on a pipe */
+    } else if (nread < 0) {
+        c->eof = true; /* UV_EOF, or a read error: either way nothing more comes */
+        uv_read_stop(s);
+        maybe_finish(job);
+    }
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct exec_job *job = req->data;
+    /* The script is written (or the interpreter stopped reading: EPIPE): closing our end is
+     * the end of its input. */
+    if (job->stdin_open) {
+        job->stdin_open = false;
+        close_handle(job, (uv_handle_t *)&job->pipes[0]);
+    }
+}
+
+/* ---------------------------------------------------------------- spawning */
+
+/* The working directory: cwd (confined) or the workspace. NULL with call->error on failure. */
+static char *resolve_cwd(struct tool_call *call, const char *cwd)
+{
+    char *real = NULL;
+    if (workspace_resolve(call->root, cwd != NULL && cwd[0] != '\0' ? cwd : ".", &real,
+                          &call->error) < 0)
+        return NULL;
+    struct stat st;
+    int rc = stat(real, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    if (rc == 0)
+        return real;
+    call->error = tool__errno_msg(rc, "chdir", real);
+    xfree(real);
+    return NULL;
+}
+
+static void init_handles(uv_loop_t *loop, struct exec_job *job)
+{
+    uv_timer_init(loop, &job->timer);
+    job->timer.data = job;
+    job->open_handles++;
+    for (int i = job->script ? 0 : 1; i < 3; i++) {
+        uv_pipe_init(loop, &job->pipes[i], 0);
+        job->pipes[i].data = job;
+        job->open_handles++;
+    }
+    job->stdin_open = job->script != NULL;
+    job->proc.data = job;
+    job->open_handles++; /* uv_spawn initializes the process handle even when it fails */
+}
+
+static int spawn_shell(uv_loop_t *loop, struct exec_job *job, const char *dir)
+{
+    char *argv[] = {"/bin/sh", "-c", job->shown, NULL};
+    char *pwd;
+    char **env = child_env(dir, &pwd);
+    uv_stdio_container_t stdio[3] = {
+        {.flags = UV_IGNORE},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&job->pipes[1]},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&job->pipes[2]},
+    };
+    if (job->script != NULL)
+        stdio[0] = (uv_stdio_container_t){.flags = UV_CREATE_PIPE | UV_READABLE_PIPE,
+                                          .data.stream = (uv_stream_t *)&job->pipes[0]};
+    uv_process_options_t opts = {
+        .exit_cb = on_proc_exit,
+        .file = argv[0],
+        .args = argv,
+        .env = env,
+        .cwd = dir,
+        .flags = UV_PROCESS_DETACHED, /* setsid: a group of its own, killed as one */
+        .stdio_count = 3,
+        .stdio = stdio,
+    };
+    int rc = uv_spawn(loop, &job->proc, &opts);
+    xfree(env);
+    xfree(pwd);
+    return rc;
+}
+
+/* Starts `/bin/sh -c shown` in cwd, with script (if any) on its stdin. */
+static void *exec_start(uv_loop_t *loop, struct tool_call *call, const char *shown,
+                        const char *script, size_t script_len, const char *cwd)
+{
+    char *dir = resolve_cwd(call, cwd);
+    if (dir == NULL)
+        return NULL;
+    struct exec_job *job = xcalloc(1, sizeof(*job));
+    job->call = call;
+    job->shown = xstrdup(shown);
+    job->script = script ? xstrndup(script, script_len) : NULL;
+    job->script_len = script_len;
+    buf_init(&job->cap[0].buf, ex.max_output);
+    buf_init(&job->cap[1].buf, ex.max_output);
+    init_handles(loop, job);
+    int rc = spawn_shell(loop, job, dir);
+    if (rc < 0) {
+        char *why = tool__errno_msg(rc, "spawn", "/bin/sh");
+        call->error = xasprintf("Cannot run the command: %s", why);
+        xfree(why);
+        xfree(dir);
+        finish(job); /* the error is delivered once the handles have closed */
+        return job;
+    }
+    xfree(dir);
+    job->spawned = true;
+    job->next = ex.jobs;
+    if (ex.jobs != NULL)
+        ex.jobs->prev = job;
+    ex.jobs = job;
+    uv_read_start((uv_stream_t *)&job->pipes[1], on_alloc, on_read);
+    uv_read_start((uv_stream_t *)&job->pipes[2], on_alloc, on_read);
+    if (job->script != NULL) {
+        uv_buf_t b = uv_buf_init(job->script, (unsigned int)job->script_len);
+        job->write_req.data = job;
+        if (uv_write(&job->write_req, (uv_stream_t *)&job->pipes[0], &b, 1, on_written) < 0)
+            on_written(&job->write_req, -EPIPE);
+    }
+    uv_timer_start(&job->timer, on_timer, ex.timeout_ms, 0);
+    return job;
+}
+
+static void exec_abort(void *handle)
+{
+    struct exec_job *job = handle;
+    if (job->phase == PH_CLOSING)
+        return;
+    if (job->killed == KILL_NONE)
+        job->killed = KILL_ABORT;
+    if (job->phase == PH_RUNNING)
+        job->phase = PH_KILLED;
+    kill_group(job);
+}
+
+/* ---------------------------------------------------------------- the tools */
+
+static bool blank(const char *s)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+        s++;
+    return *s == '\0';
+}
+
+static void *run_command_start(uv_loop_t *loop, struct tool_call *call)
+{
+    const char *cmd = tool__arg_str(call, "command");
+    const char *cwd = cmd ? tool__arg_opt_str(call, "cwd") : NULL;
+    if (call->error != NULL)
+        return NULL;
+    if (blank(cmd)) {
+        call->error = xstrdup("Command is required");
+        return NULL;
+    }
+    return exec_start(loop, call, cmd, NULL, 0, cwd);
+}
+
+static void *run_script_start(uv_loop_t *loop, struct tool_call *call)
+{
+    const char *script = tool__arg_str(call, "script");
+    const char *interp = script ? tool__arg_opt_str(call, "interpreter") : NULL;
+    const char *cwd = script ? tool__arg_opt_str(call, "cwd") : NULL;
+    if (call->error != NULL)
+        return NULL;
+    if (blank(script)) {
+        call->error = xstrdup("Script is required");
+        return NULL;
+    }
+    /* The original insists on an interpreter although its schema makes it optional; we
+     * default to bash, the usual choice of models, or sh where there is no bash. */
+    if (interp == NULL || blank(interp))
+        interp = access("/bin/bash", X_OK) == 0 ? "bash" : "sh";
+    size_t len = json_string_length(json_object_get(call->args, "script"));
+    return exec_start(loop, call, interp, script, len, cwd);
+}
+
+static json_t *schema_command_new(void)
+{
+    return json_pack("{s:s, s:{s:{s:s, s:s}, s:{s:s, s:s}}, s:[s], s:b}", "type", "object",
+                     "properties", "command", "type", "string", "description",
+                     "The command line, run with /bin/sh -c", "cwd", "type", "string",
+                     "description",
+                     "Working directory inside the workspace; leave empty in most "
+                     "cases",
+                     "required", "command", "additionalProperties", 0);
+}
+
+static json_t *schema_script_new(void)
+{
+    return json_pack(
+        "{s:s, s:{s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:s}}, s:[s], s:b}", "type", "object",
+        "properties", "interpreter", "type", "string", "description",
+        "The command that reads the script from stdin, with its arguments: bash, python3, "
+        "node, bash --norc... (default bash)",
+        "script", "type", "string", "description", "The script text", "cwd", "type", "string",
+        "description", "Working directory inside the workspace; leave empty in most cases",
+        "required", "script", "additionalProperties", 0);
+}
+
+/* Descriptions are ours; "[commands] " is how Agent TARS labels the commands server's tools. */
+const struct tool_ops tool__exec_ops[] = {
+    {"run_command",
+     "[commands] Run a shell command on this Linux machine, in the workspace (or in cwd inside "
+     "it). Returns what it printed, as STDOUT and STDERR parts, and an ERROR part with the exit "
+     "code when it fails. Commands that run too long are killed.",
+     schema_command_new, NULL, run_command_start, exec_abort},
+    {"run_script",
+     "[commands] Run a script on this Linux machine: the script is piped to the standard input "
+     "of the interpreter (bash when none is given), in the workspace (or in cwd inside it). "
+     "Returns STDOUT, STDERR and ERROR parts like run_command.",
+     schema_script_new, NULL, run_script_start, exec_abort},
+};
+const size_t tool__exec_count = sizeof(tool__exec_ops) / sizeof(tool__exec_ops[0]);
