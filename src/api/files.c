@@ -2,6 +2,7 @@
 /* files.c -- the workspace routes (anchor-api.md F11-F13). They stat and list directories on the
  * loop thread: bounded (entries, depth, results), like any other short syscall we make there. */
 #include <dirent.h>
+#include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,29 @@ static char *resolve(struct http_req *req, struct agent_session *s, const char *
     return abs;
 }
 
+/* Beyond the original: ?content=true adds the file's text (the first MAX_CONTENT_BYTES, invalid
+ * UTF-8 replaced) so that a client can show it, with "truncated" when it was cut. */
+#define MAX_CONTENT_BYTES (1 << 20)
+
+static void add_content(struct http_req *req, json_t *j, const char *abs, size_t size)
+{
+    char *want = http_req_query_param(req, "content");
+    bool on = want && (strcmp(want, "true") == 0 || strcmp(want, "1") == 0);
+    xfree(want);
+    if (!on)
+        return;
+    FILE *f = fopen(abs, "rb");
+    if (f == NULL)
+        return;
+    size_t n = size < MAX_CONTENT_BYTES ? size : MAX_CONTENT_BYTES;
+    char *data = xmalloc(n + 1);
+    n = fread(data, 1, n, f);
+    fclose(f);
+    json_object_set_new(j, "content", json_string_lossy(data, n));
+    json_object_set_new(j, "truncated", json_boolean(n < size));
+    xfree(data);
+}
+
 /* F11 */
 void api__workspace_files(struct http_req *req, struct agent_session *s)
 {
@@ -121,6 +145,7 @@ void api__workspace_files(struct http_req *req, struct agent_session *s)
         json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:s}", "type", "file", "name",
                               base ? base + 1 : abs, "size", (json_int_t)st.st_size, "modified",
                               when, "path", reqpath);
+        add_content(req, j, abs, (size_t)st.st_size);
         http_respond_json(req, 200, j);
         json_decref(j);
     } else if (S_ISDIR(st.st_mode)) {
