@@ -213,6 +213,13 @@ static void on_llm_done(void *data, int status, const struct llm_result *res, co
                             json_object_get(ev, raw ? "rawContent" : "content"));
     if (res->n_tool_calls)
         json_object_set(msg, "tool_calls", calls);
+    /* A signed thinking block (Anthropic) must come back with the turn that made the tool
+     * calls; other providers never see these keys (they carry no signature). */
+    if (res->reasoning_signature && *res->reasoning_signature) {
+        json_object_set_new(msg, "reasoning_content",
+                            json_string_lossy(res->reasoning, strlen(res->reasoning)));
+        json_object_set_new(msg, "reasoning_signature", json_string(res->reasoning_signature));
+    }
     json_array_append_new(r->s->history, msg);
     json_decref(r->final_msg);
     r->final_msg = json_incref(ev);

@@ -155,7 +155,7 @@ describe('anthropic: requests and answers', () => {
         assert.equal(req.body.temperature, undefined);
     });
 
-    test('thinking with tools: the signed thinking block is replayed', { todo: 'needs the agent to store reasoning_content / reasoning_signature in history' }, async () => {
+    test('thinking with tools: the signed thinking block is replayed', async () => {
         const sid = await createSession(think);
         const query = q('thinking_tool', 'think and list');
         const out = await streamQuery(think, sid, query);
