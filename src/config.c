@@ -388,10 +388,11 @@ static void read_model(struct config *c)
         c->provider = xstrdup("openai");
     if (c->model_id == NULL)
         c->model_id = xstrdup("gpt-4o");
+    bool anthropic = strcmp(c->provider, "anthropic") == 0;
     if (c->base_url == NULL)
-        c->base_url = env_dup("OPENAI_BASE_URL");
+        c->base_url = env_dup(anthropic ? "ANTHROPIC_BASE_URL" : "OPENAI_BASE_URL");
     if (c->api_key == NULL)
-        c->api_key = env_dup("OPENAI_API_KEY");
+        c->api_key = env_dup(anthropic ? "ANTHROPIC_API_KEY" : "OPENAI_API_KEY");
     const char *def = config_provider_base_url(c->provider);
     bool keyless = strcmp(c->provider, "ollama") == 0 || strcmp(c->provider, "lm-studio") == 0;
     if (c->base_url == NULL && def && (c->api_key || keyless))
@@ -456,6 +457,8 @@ static int read_all(struct config *c, char **err)
     l->thinking = json_is_true(th) || (tt && strcmp(tt, "enabled") == 0) ? 1
                   : json_is_false(th) || (tt && strcmp(tt, "disabled") == 0) ? 0
                                                                              : -1;
+    json_t *budget = json_is_object(th) ? json_object_get(th, "budgetTokens") : NULL;
+    l->thinking_budget_tokens = json_is_integer(budget) ? (int)json_integer_value(budget) : 0;
     static const struct {
         const char *key;
         long long def, min, max;

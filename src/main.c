@@ -14,6 +14,7 @@
 #include "llm/llm.h"
 #include "sio/sio.h"
 #include "store/store.h"
+#include "tools/mcp.h"
 #include "tools/tools.h"
 
 static struct {
@@ -47,11 +48,41 @@ static void on_signal(uv_signal_t *h, int signum)
     http_server_close(app.http);
     sio_shutdown();
     agent_shutdown();
+    mcp_shutdown();
     tools_shutdown();
     llm_ctx_close(app.llm);
     uv_close((uv_handle_t *)&app.commit, NULL);
     uv_close((uv_handle_t *)&app.sigint, NULL);
     uv_close((uv_handle_t *)&app.sigterm, NULL);
+}
+
+static void on_mcp_wait(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+/* Starts the configured MCP servers and waits (at most 30 s) for their tool lists, so that the
+ * first query already offers their tools. */
+static int start_mcp(struct config *cfg)
+{
+    char *err = NULL;
+    if (mcp_init(app.loop, cfg->root, &err) < 0) {
+        fprintf(stderr, "error: %s\n", err);
+        xfree(err);
+        return -1;
+    }
+    static uv_timer_t timer;
+    bool expired = false;
+    uv_timer_init(app.loop, &timer);
+    timer.data = &expired;
+    uv_timer_start(&timer, on_mcp_wait, 30000, 0);
+    while (!mcp_ready() && !expired)
+        uv_run(app.loop, UV_RUN_ONCE);
+    if (!mcp_ready())
+        log_warn("MCP servers still starting after 30 s; their tools appear when they are ready");
+    uv_close((uv_handle_t *)&timer, NULL);
+    uv_run(app.loop, UV_RUN_NOWAIT);
+    return 0;
 }
 
 static int serve(struct config *cfg)
@@ -63,6 +94,8 @@ static int serve(struct config *cfg)
         xfree(err);
         return 1;
     }
+    if (start_mcp(cfg) < 0)
+        return 1;
     if (sio_init(app.loop, cfg->root, &err) < 0) { /* allocates nothing until it serves */
         fprintf(stderr, "error: %s\n", err);
         xfree(err);
@@ -121,6 +154,8 @@ static int serve(struct config *cfg)
                 uv_strerror(rc));
         sio_shutdown();
         agent_shutdown();
+        mcp_shutdown();
+        tools_shutdown();
         llm_ctx_close(app.llm);
         uv_run(app.loop, UV_RUN_DEFAULT);
         uv_loop_close(app.loop);

@@ -252,8 +252,7 @@ static int token_limits(const struct llm_config *cfg, int *budget)
     return max_tokens;
 }
 
-json_t *anth_request_body(const struct llm_config *cfg, const json_t *messages,
-                          const json_t *tools)
+json_t *anth_request_body(const struct llm_config *cfg, const json_t *messages, const json_t *tools)
 {
     json_t *body = json_object();
     json_object_set_new(body, "model", json_string(cfg->model ? cfg->model : ""));

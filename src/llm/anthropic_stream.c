@@ -288,8 +288,8 @@ static void merge_usage(struct anth_stream *s, const json_t *from)
 static const char *map_stop_reason(const char *r)
 {
     static const char *const map[][2] = {
-        {"end_turn", "stop"},         {"stop_sequence", "stop"},
-        {"tool_use", "tool_calls"},   {"max_tokens", "length"},
+        {"end_turn", "stop"},          {"stop_sequence", "stop"},
+        {"tool_use", "tool_calls"},    {"max_tokens", "length"},
         {"refusal", "content_filter"}, {"model_context_window_exceeded", "length"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)

@@ -25,8 +25,8 @@ struct anth_block {
 
 struct anth_tool {
     struct buf id, name, args;
-    json_t *input;   /* a non-empty "input" given in content_block_start, else NULL */
-    bool got_delta;  /* some input_json_delta text arrived */
+    json_t *input;  /* a non-empty "input" given in content_block_start, else NULL */
+    bool got_delta; /* some input_json_delta text arrived */
 };
 
 /* Callers embed it; fields are read-only outside anthropic_stream.c. */
@@ -43,8 +43,8 @@ struct anth_stream {
     char finish_reason[32];      /* mapped to OpenAI words: stop, tool_calls, length, ... */
     json_t *usage;               /* message_start usage with message_delta updates merged */
     bool done;                   /* saw message_stop */
-    char *error;  /* message of an error event, or of a protocol error */
-    int status;   /* first error: LLM_ERR_STREAM / LLM_ERR_PROTOCOL / LLM_ERR_TRUNCATED, or 0 */
+    char *error;                 /* message of an error event, or of a protocol error */
+    int status; /* first error: LLM_ERR_STREAM / LLM_ERR_PROTOCOL / LLM_ERR_TRUNCATED, or 0 */
     size_t text_bytes; /* content + reasoning + signature + tool input kept so far (capped) */
 };
 

@@ -16,8 +16,8 @@
 /* A JSON structure scanner over one call's text, enough to find the top-level "name" string
  * and the extent of the top-level "parameters" object while they stream. */
 struct pe_lex {
-    int depth;       /* nesting of { and [ (0 = outside the top-level object) */
-    bool top_done;   /* the top-level object closed: the rest is ignored */
+    int depth;     /* nesting of { and [ (0 = outside the top-level object) */
+    bool top_done; /* the top-level object closed: the rest is ignored */
     bool in_str, esc;
     size_t str_start; /* offset in the call text of the current string's first byte */
     int expect;       /* what the top-level object expects next (enum in pe_parser.c) */
@@ -42,15 +42,15 @@ struct pe_parser {
     void *data;
     /* Makes a call id; tests replace it for fixed ids. */
     void (*make_id)(char out[PE_ID_MAX], size_t seq, void *data);
-    int state;      /* enum in pe_parser.c */
-    size_t tag_len; /* bytes of <tool_call> or </tool_call> matched so far */
+    int state;       /* enum in pe_parser.c */
+    size_t tag_len;  /* bytes of <tool_call> or </tool_call> matched so far */
     struct buf raw;  /* everything fed, exactly */
     struct buf text; /* the text outside tool calls */
     size_t text_emitted;
     struct pe_call *calls; /* every <tool_call> opened, in order */
     size_t ncalls;
     size_t nnamed;
-    struct pe_lex lex; /* of calls[ncalls - 1] while state is in a call */
+    struct pe_lex lex;         /* of calls[ncalls - 1] while state is in a call */
     struct llm_tool_call *out; /* the result, built by pe_parser_finish */
     size_t nout;
     char *content; /* result content when the fallback scan rewrote it (owned) */

@@ -16,12 +16,11 @@ const char *const pe_stop_sequences[2] = {"</tool_call>", "</tool_call>\n\n"};
 
 /* The layout follows the original's template: numbered rules, an <available_tools> list with a
  * "## name" section per tool and its JSON Schema in a json fence, and the exact call format. */
-static const char instruction_head[] =
-    "<tool_instruction>\n"
-    "  1. You have access to the following tools:\n"
-    "\n"
-    "  <available_tools>\n"
-    "  ";
+static const char instruction_head[] = "<tool_instruction>\n"
+                                       "  1. You have access to the following tools:\n"
+                                       "\n"
+                                       "  <available_tools>\n"
+                                       "  ";
 
 static const char instruction_tail[] =
     "\n"
@@ -188,8 +187,8 @@ static json_t *tool_message(const json_t *msg, const json_t *names)
     json_t *out = text_message("user", &b);
     buf_release(&b);
     if (json_array_size(images) > 0) {
-        json_t *parts = json_pack("[{s:s, s:O}]", "type", "text", "text",
-                                  json_object_get(out, "content"));
+        json_t *parts =
+            json_pack("[{s:s, s:O}]", "type", "text", "text", json_object_get(out, "content"));
         json_array_extend(parts, images);
         json_object_set_new(out, "content", parts);
     }

@@ -355,6 +355,8 @@ static void ack_success(struct sio_socket *sock, int64_t ack_id)
 static void replay_one(void *data, struct agent_event *ev)
 {
     struct sio_socket *sock = data;
+    if (sock->gone)
+        return; /* fell over its cap earlier in the replay */
     struct eio_msg *msgs[4];
     size_t n = bridge__map_event(ev, msgs);
     for (size_t i = 0; i < n; i++) {
@@ -401,13 +403,14 @@ static void on_run_done(void *data, enum agent_run_status status, const json_t *
                         const char *errmsg)
 {
     struct bridge_run *r = data;
+    struct sio_socket *sock = r->sock;
+    list_remove(&r->link); /* first: the emit below may disconnect the socket */
+    xfree(r);
     if (status == AGENT_RUN_ERROR && errmsg) {
         json_t *m = json_string_lossy(errmsg, strlen(errmsg));
-        sio_emit(r->sock, "error", m);
+        sio_emit(sock, "error", m); /* nothing touches sock after this */
         json_decref(m);
     }
-    list_remove(&r->link);
-    xfree(r);
 }
 
 /* JavaScript truthiness of the query, as the HTTP routes check it. */

@@ -203,17 +203,28 @@ static struct sio_socket *find_socket(struct sio_client *c, const char *nsp)
     return NULL;
 }
 
+static void socket_release(struct sio_socket *s)
+{
+    if (--s->refs == 0)
+        xfree(s);
+}
+
+/* The namespace connection ends; its memory goes once no handler call holds it (a send inside a
+ * handler can put the socket over its cap, which disconnects it there and then). */
 static void socket_disconnect(struct sio_socket *s)
 {
+    if (s->gone)
+        return;
     s->gone = true;
     json_decref(s->test_auth);
+    s->test_auth = NULL;
     list_remove(&s->link);
     /* The test main namespace shares the bridge's cleanup. */
     if (s->nsp == &test_main_nsp || s->nsp == &bridge__main_nsp)
         bridge__main_nsp.on_disconnect(s);
     else if (s->nsp->on_disconnect)
         s->nsp->on_disconnect(s);
-    xfree(s);
+    socket_release(s);
 }
 
 static void connect_error(struct sio_client *c, const char *nsp, const char *message)
@@ -245,6 +256,7 @@ static void on_connect_pkt(struct sio_client *c, const struct sio_pkt *p)
     if (old)
         socket_disconnect(old); /* a second CONNECT replaces the first, as a fresh socket */
     struct sio_socket *s = xcalloc(1, sizeof(*s));
+    s->refs = 1; /* the connection's own reference, dropped by socket_disconnect */
     s->client = c;
     s->nsp = nsp;
     nanoid(s->id);
@@ -256,10 +268,12 @@ static void on_connect_pkt(struct sio_client *c, const struct sio_pkt *p)
         eio_set_deadline(c->eio, 0);
     }
     json_t *hs = json_pack("{s:s}", "sid", s->id);
+    s->refs++;
     send_packet(s, SIO_CONNECT, 0, -1, hs);
     json_decref(hs);
     if (!s->gone)
         nsp->on_connect(s, p->data);
+    socket_release(s);
 }
 
 static void dispatch(struct sio_client *c, const struct sio_pkt *p, struct eio_msg **atts,
@@ -281,8 +295,11 @@ static void dispatch(struct sio_client *c, const struct sio_pkt *p, struct eio_m
         if (!s)
             break; /* not connected to that namespace: ignored, as the reference does */
         const json_t *first = json_array_get(p->data, 0);
-        if (json_is_string(first))
-            s->nsp->on_event(s, json_string_value(first), p->data, p->ack_id, atts, natts);
+        if (!json_is_string(first))
+            break;
+        s->refs++;
+        s->nsp->on_event(s, json_string_value(first), p->data, p->ack_id, atts, natts);
+        socket_release(s);
         break;
     default:
         break; /* we never ask clients for acks; CONNECT_ERROR is server-to-client */

@@ -82,6 +82,7 @@ struct sio_socket {
     struct list_node link;  /* in client->sockets */
     struct list_node joins; /* struct bridge_join (bridge.c) */
     struct list_node runs;  /* struct bridge_run (bridge.c) */
+    unsigned refs;          /* held across handler calls: a send past the cap can disconnect */
     bool gone;              /* disconnected: sends are dropped */
     json_t *test_auth;      /* test mode: the auth echo still to send */
 };

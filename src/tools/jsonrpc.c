@@ -48,7 +48,8 @@ int jsonrpc_classify(json_t *j, struct jsonrpc_msg *msg)
     const json_t *method = json_object_get(j, "method");
     const json_t *params = json_object_get(j, "params");
     if (method) {
-        if (!json_is_string(method) || (params && !json_is_object(params) && !json_is_array(params)))
+        if (!json_is_string(method) ||
+            (params && !json_is_object(params) && !json_is_array(params)))
             return -1;
         if (id && !valid_id(id))
             return -1;
@@ -231,8 +232,8 @@ char *jsonrpc_encode_result(const json_t *id, const json_t *result, size_t *len)
 
 char *jsonrpc_encode_error(const json_t *id, int code, const char *message, size_t *len)
 {
-    json_t *m = json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id",
-                          id ? id : json_null(), "error", "code", code, "message", message);
+    json_t *m = json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id ? id : json_null(),
+                          "error", "code", code, "message", message);
     return line_new(m, len);
 }
 

@@ -30,20 +30,20 @@ enum jsonrpc_kind {
 /* One decoded message. Every pointer is borrowed from root. */
 struct jsonrpc_msg {
     enum jsonrpc_kind kind;
-    json_t *root;          /* the whole message object (owned by whoever decoded it) */
-    const char *method;    /* requests and notifications */
-    const json_t *id;      /* requests and responses: an integer or a string (may be null for a
-                            * response to a message the peer could not read) */
-    const json_t *params;  /* requests and notifications; NULL when absent */
-    const json_t *result;  /* success responses */
-    const json_t *error;   /* error responses: {code, message, data?} */
+    json_t *root;         /* the whole message object (owned by whoever decoded it) */
+    const char *method;   /* requests and notifications */
+    const json_t *id;     /* requests and responses: an integer or a string (may be null for a
+                           * response to a message the peer could not read) */
+    const json_t *params; /* requests and notifications; NULL when absent */
+    const json_t *result; /* success responses */
+    const json_t *error;  /* error responses: {code, message, data?} */
 };
 
 /* Why a line was not delivered as a message. */
 enum jsonrpc_skip {
-    JSONRPC_SKIP_NOT_JSON,     /* not a JSON document (a console.log line) */
-    JSONRPC_SKIP_NOT_JSONRPC,  /* JSON, but not an object shaped like a JSON-RPC message */
-    JSONRPC_SKIP_TOO_LONG,     /* over max_line; line holds only its first bytes */
+    JSONRPC_SKIP_NOT_JSON,    /* not a JSON document (a console.log line) */
+    JSONRPC_SKIP_NOT_JSONRPC, /* JSON, but not an object shaped like a JSON-RPC message */
+    JSONRPC_SKIP_TOO_LONG,    /* over max_line; line holds only its first bytes */
 };
 
 struct jsonrpc_cbs {
@@ -52,18 +52,17 @@ struct jsonrpc_cbs {
     int (*on_message)(void *data, const struct jsonrpc_msg *msg);
     /* A line that is no message (may be NULL). For JSONRPC_SKIP_TOO_LONG, line/len are the
      * first bytes kept (at most 256) and total the full length known so far. */
-    void (*on_skip)(void *data, enum jsonrpc_skip why, const char *line, size_t len,
-                    size_t total);
+    void (*on_skip)(void *data, enum jsonrpc_skip why, const char *line, size_t len, size_t total);
 };
 
 /* Splits a byte stream into lines. Fields are read-only outside jsonrpc.c. */
 struct jsonrpc_reader {
-    struct buf line;    /* the current partial line */
-    size_t max_line;    /* cap on one line, without its \n */
-    size_t discarding;  /* >0: inside an over-long line, this many bytes seen so far */
-    char head[256];     /* the first bytes of the over-long line, for the log */
+    struct buf line;   /* the current partial line */
+    size_t max_line;   /* cap on one line, without its \n */
+    size_t discarding; /* >0: inside an over-long line, this many bytes seen so far */
+    char head[256];    /* the first bytes of the over-long line, for the log */
     size_t head_len;
-    int err;            /* sticky callback error */
+    int err; /* sticky callback error */
 };
 
 /* max_line 0 means JSONRPC_DEFAULT_MAX_LINE. */
@@ -86,8 +85,7 @@ void jsonrpc_msg_release(struct jsonrpc_msg *msg);
 /* Encoders. Each returns one compact JSON line ending in "\n" (caller owns it; *len counts the
  * \n) -- compact JSON never holds a raw newline, as the stdio framing requires. params, result
  * and id are borrowed; params may be NULL (then it is left out). */
-char *jsonrpc_encode_request(json_int_t id, const char *method, const json_t *params,
-                             size_t *len);
+char *jsonrpc_encode_request(json_int_t id, const char *method, const json_t *params, size_t *len);
 char *jsonrpc_encode_notification(const char *method, const json_t *params, size_t *len);
 char *jsonrpc_encode_result(const json_t *id, const json_t *result, size_t *len);
 char *jsonrpc_encode_error(const json_t *id, int code, const char *message, size_t *len);

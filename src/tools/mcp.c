@@ -21,9 +21,9 @@
 #include "core/map.h"
 #include "core/util.h"
 #include "core/xalloc.h"
+#include "jsonrpc.h"
 #include "llm/curl_uv.h"
 #include "llm/sse_reader.h"
-#include "jsonrpc.h"
 #include "mcp_int.h"
 
 #define PROTOCOL_VERSION "2025-06-18"
@@ -36,8 +36,9 @@
 #define DEFAULT_BACKOFF_MS 1000
 #define MAX_BACKOFF_MS 30000
 #define KILL_GRACE_MS 2000
+#define EOF_GRACE_MS 1000
 #define CONNECT_TIMEOUT_MS 10000
-#define MAX_LINE JSONRPC_DEFAULT_MAX_LINE   /* screenshots are hundreds of KB on one line */
+#define MAX_LINE JSONRPC_DEFAULT_MAX_LINE /* screenshots are hundreds of KB on one line */
 #define MAX_HTTP_BODY (16u * 1024 * 1024)
 #define MAX_WRITE_QUEUE (64u * 1024 * 1024) /* bytes queued to a child that does not read */
 #define MAX_TOOL_PAGES 100
@@ -53,7 +54,7 @@ enum srv_state {
     S_DOWN,     /* no connection: not started yet, failed, or died; restarted on next use */
     S_STARTING, /* initialize / tools/list in flight */
     S_READY,
-    S_CLOSED,   /* mcp_shutdown */
+    S_CLOSED, /* mcp_shutdown */
 };
 
 struct mcp_server;
@@ -77,12 +78,12 @@ struct mcp_server {
     char *name;
     const struct transport_ops *ops;
     enum srv_state state;
-    bool settled;             /* the first start finished, ready or not (mcp_ready) */
+    bool settled; /* the first start finished, ready or not (mcp_ready) */
     uint64_t call_timeout_ms;
     json_int_t next_id;
-    json_int_t hs_id;         /* the initialize or tools/list request in flight */
-    json_int_t ping_id;       /* the liveness ping in flight */
-    json_t *listing;          /* tools gathered by the tools/list pages so far */
+    json_int_t hs_id;   /* the initialize or tools/list request in flight */
+    json_int_t ping_id; /* the liveness ping in flight */
+    json_t *listing;    /* tools gathered by the tools/list pages so far */
     int pages;
     json_t *tools;            /* the last complete tool list (MCP tool objects) */
     char *proto;              /* negotiated protocol version */
@@ -97,25 +98,25 @@ struct mcp_server {
     struct child *child;
     /* Streamable HTTP */
     char *url;
-    char **headers;           /* "Name: value" */
+    char **headers; /* "Name: value" */
     size_t nheaders;
-    char *session;            /* Mcp-Session-Id */
+    char *session; /* Mcp-Session-Id */
     struct list_node xfers;
 };
 
 enum call_state { CALL_QUEUED, CALL_SENT, CALL_DONE };
 
 struct mcp_call {
-    struct list_node node;    /* srv->waiting or srv->calls; alone once done */
-    struct mcp_server *srv;   /* NULL once done */
+    struct list_node node;  /* srv->waiting or srv->calls; alone once done */
+    struct mcp_server *srv; /* NULL once done */
     enum call_state state;
     char *tool;
     json_t *args;
-    json_int_t id;            /* 0 until sent */
-    uv_timer_t timer;         /* the timeout, then the 0 ms tick that delivers the result */
+    json_int_t id;    /* 0 until sent */
+    uv_timer_t timer; /* the timeout, then the 0 ms tick that delivers the result */
     tool_done_cb on_done;
     void *data;
-    json_t *content;          /* the result, once done */
+    json_t *content; /* the result, once done */
     char *error;
 };
 
@@ -126,12 +127,11 @@ static struct {
     size_t nservers;
     uint64_t call_timeout_ms, init_timeout_ms, ping_timeout_ms, backoff_ms;
     struct curl_uv *cu;
-    json_t *schema;       /* OpenAI tools array */
-    json_t *described;    /* name -> {name, description, schema} */
-    struct map owner;     /* name -> struct mcp_server * */
+    json_t *schema;    /* OpenAI tools array */
+    json_t *described; /* name -> {name, description, schema} */
+    struct map owner;  /* name -> struct mcp_server * */
     bool dirty;
 } M;
-
 
 static void srv_fail(struct mcp_server *s, const char *reason);
 static void srv_on_message(struct mcp_server *s, const struct jsonrpc_msg *m);
@@ -143,6 +143,8 @@ static void on_call_timer(uv_timer_t *t);
 static int js_string(struct buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
+    static const char short_esc[0x20] = {
+        ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
     int rc = buf_appendc(b, '"');
     size_t run = 0;
     for (size_t i = 0; i < len && rc == 0; i++) {
@@ -151,17 +153,11 @@ static int js_string(struct buf *b, const char *s, size_t len)
             continue;
         rc = buf_append(b, s + run, i - run);
         run = i + 1;
-        char esc[7] = {'\\', 0};
+        char esc[6] = {'\\', (char)c};
         size_t n = 2;
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
+        if (c < 0x20 && short_esc[c]) {
+            esc[1] = short_esc[c];
+        } else if (c < 0x20) {
             memcpy(esc + 1, "u00", 3);
             esc[4] = hex[c >> 4];
             esc[5] = hex[c & 15];
@@ -290,14 +286,22 @@ static int js_object(struct buf *b, const json_t *v, int indent, int depth)
 static int js_value(struct buf *b, const json_t *v, int indent, int depth)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return js_object(b, v, indent, depth);
-    case JSON_ARRAY: return js_array(b, v, indent, depth);
-    case JSON_STRING: return js_string(b, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER: return buf_append_i64(b, (long long)json_integer_value(v));
-    case JSON_REAL: return js_number(b, json_real_value(v));
-    case JSON_TRUE: return buf_append_lit(b, "true");
-    case JSON_FALSE: return buf_append_lit(b, "false");
-    default: return buf_append_lit(b, "null");
+    case JSON_OBJECT:
+        return js_object(b, v, indent, depth);
+    case JSON_ARRAY:
+        return js_array(b, v, indent, depth);
+    case JSON_STRING:
+        return js_string(b, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return buf_append_i64(b, (long long)json_integer_value(v));
+    case JSON_REAL:
+        return js_number(b, json_real_value(v));
+    case JSON_TRUE:
+        return buf_append_lit(b, "true");
+    case JSON_FALSE:
+        return buf_append_lit(b, "false");
+    default:
+        return buf_append_lit(b, "null");
     }
 }
 
@@ -349,11 +353,11 @@ static json_t *image_part(const json_t *obj)
     if (type && *type && (strstr(type, "screenshot") || strstr(type, "image"))) {
         mime = json_get_str(obj, "mimeType");
         if (mime == NULL || *mime == '\0')
-            mime = strstr(type, "png")                             ? "image/png"
+            mime = strstr(type, "png")                           ? "image/png"
                    : strstr(type, "jpg") || strstr(type, "jpeg") ? "image/jpeg"
-                   : strstr(type, "gif")                           ? "image/gif"
-                   : strstr(type, "webp")                          ? "image/webp"
-                                                                   : "image/png";
+                   : strstr(type, "gif")                         ? "image/gif"
+                   : strstr(type, "webp")                        ? "image/webp"
+                                                                 : "image/png";
     } else {
         while (*data == ' ' || *data == '\t' || *data == '\n' || *data == '\r')
             data++, dlen--;
@@ -415,9 +419,9 @@ json_t *mcp_content_to_parts(const json_t *content)
 {
     json_t *parts = json_array();
     if (json_is_string(content)) {
-        json_array_append_new(parts, json_pack("{s:s, s:s%}", "type", "text", "text",
-                                               json_string_value(content),
-                                               json_string_length(content)));
+        json_array_append_new(parts,
+                              json_pack("{s:s, s:s%}", "type", "text", "text",
+                                        json_string_value(content), json_string_length(content)));
     } else if (json_is_array(content)) {
         array_parts(parts, content);
     } else if (json_is_object(content)) {
@@ -632,9 +636,9 @@ static void srv_start(struct mcp_server *s)
         xfree(err);
         return;
     }
-    json_t *p = json_pack("{s:s, s:{}, s:{s:s, s:s}}", "protocolVersion", PROTOCOL_VERSION,
-                          "capabilities", "clientInfo", "name", CLIENT_NAME, "version",
-                          CLIENT_VERSION);
+    json_t *p =
+        json_pack("{s:s, s:{}, s:{s:s, s:s}}", "protocolVersion", PROTOCOL_VERSION, "capabilities",
+                  "clientInfo", "name", CLIENT_NAME, "version", CLIENT_VERSION);
     s->hs_id = srv_request(s, "initialize", p);
     json_decref(p);
     if (s->hs_id < 0) {
@@ -775,8 +779,12 @@ static void srv_on_message(struct mcp_server *s, const struct jsonrpc_msg *m)
     if (s->state != S_STARTING && s->state != S_READY)
         return;
     switch (m->kind) {
-    case JSONRPC_RESPONSE: srv_on_response(s, m); break;
-    case JSONRPC_REQUEST: srv_on_request(s, m); break;
+    case JSONRPC_RESPONSE:
+        srv_on_response(s, m);
+        break;
+    case JSONRPC_REQUEST:
+        srv_on_request(s, m);
+        break;
     case JSONRPC_NOTIFICATION:
         log_debug("mcp server '%s' notification %s ignored", s->name, m->method);
         break;
@@ -802,7 +810,9 @@ static void on_srv_timer(uv_timer_t *t)
 {
     struct mcp_server *s = t->data;
     switch (s->state) {
-    case S_STARTING: srv_fail(s, "initialize: " ERR_TIMEOUT); break;
+    case S_STARTING:
+        srv_fail(s, "initialize: " ERR_TIMEOUT);
+        break;
     case S_DOWN:
         if (!list_empty(&s->waiting))
             srv_start(s);
@@ -811,7 +821,8 @@ static void on_srv_timer(uv_timer_t *t)
         if (s->ping_id != 0)
             srv_fail(s, "no answer to ping after a call timed out");
         break;
-    case S_CLOSED: break;
+    case S_CLOSED:
+        break;
     }
 }
 
@@ -838,17 +849,18 @@ static void on_call_timer(uv_timer_t *t)
 /* ================================================================ stdio transport */
 
 struct child {
-    struct mcp_server *srv;  /* NULL once dropped */
+    struct mcp_server *srv; /* NULL once dropped */
     uv_process_t proc;
     uv_pipe_t in, out, err;
-    uv_timer_t kill_timer;   /* SIGKILL when SIGTERM was not enough */
-    int open;                /* handles not closed yet */
+    uv_timer_t kill_timer; /* attached: grace after stdout EOF; dropped: SIGKILL when SIGTERM
+                            * was not enough */
+    int open;              /* handles not closed yet */
     bool exited;
     int pid;
     char *name;
     struct jsonrpc_reader rd;
-    struct buf errline;      /* the current stderr line */
-    char tail[STDERR_TAIL];  /* the last stderr bytes, for the log when it dies */
+    struct buf errline;     /* the current stderr line */
+    char tail[STDERR_TAIL]; /* the last stderr bytes, for the log when it dies */
     size_t tail_len;
 };
 
@@ -947,14 +959,23 @@ static void child_on_skip(void *data, enum jsonrpc_skip why, const char *line, s
     }
     /* An answer we cannot read would leave its call hanging until the timeout. */
     if (c->srv) {
-        char *why_s = xasprintf("sent a line of %zu bytes (over the %u byte cap)", total,
-                                (unsigned)MAX_LINE);
+        char *why_s =
+            xasprintf("sent a line of %zu bytes (over the %u byte cap)", total, (unsigned)MAX_LINE);
         srv_fail(c->srv, why_s);
         xfree(why_s);
     }
 }
 
 static const struct jsonrpc_cbs child_rpc = {child_on_message, child_on_skip};
+
+/* stdout closed but the process is still there: it is given a moment to exit, so that the log
+ * says how it ended; one that lingers is killed. */
+static void on_eof_grace(uv_timer_t *t)
+{
+    struct child *c = t->data;
+    if (c->srv)
+        srv_fail(c->srv, "closed its stdout");
+}
 
 static void on_out_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
@@ -966,8 +987,12 @@ static void on_out_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     if (n == 0)
         return;
     uv_read_stop(st);
-    if (c->srv)
-        srv_fail(c->srv, n == UV_EOF ? "closed its stdout" : uv_strerror((int)n));
+    if (c->srv == NULL)
+        return;
+    if (n != UV_EOF)
+        srv_fail(c->srv, uv_strerror((int)n));
+    else if (!c->exited)
+        uv_timer_start(&c->kill_timer, on_eof_grace, EOF_GRACE_MS, 0);
 }
 
 static void log_tail(struct child *c, int level)
@@ -1122,15 +1147,15 @@ static const struct transport_ops stdio_ops = {stdio_open, stdio_send, stdio_for
 /* One POST. Its answer comes back as one JSON body or as an SSE stream that may carry server
  * requests and notifications before the response (§3.2). */
 struct http_xfer {
-    struct list_node node;     /* srv->xfers */
+    struct list_node node; /* srv->xfers */
     struct mcp_server *srv;
     struct curl_uv_xfer *x;
-    json_int_t id;             /* the request it carries; 0 for notifications and responses */
+    json_int_t id; /* the request it carries; 0 for notifications and responses */
     long status;
-    bool sse;                  /* Content-Type: text/event-stream */
-    bool answered;             /* the response to id arrived */
-    bool in_cb;                /* our callback is on the stack: free later */
-    bool dead;                 /* dropped while in_cb */
+    bool sse;      /* Content-Type: text/event-stream */
+    bool answered; /* the response to id arrived */
+    bool in_cb;    /* our callback is on the stack: free later */
+    bool dead;     /* dropped while in_cb */
     struct sse_reader rd;
     struct buf body;
 };
@@ -1282,8 +1307,8 @@ static void on_http_done(void *data, CURLcode rc, const char *errmsg)
         xfer_unanswered(xf, why);
         xfree(why);
     } else if (!xf->dead && (rc != CURLE_OK || xf->status >= 300)) {
-        log_debug("mcp server '%s': POST without answer failed (HTTP %ld, curl %d)",
-                  xf->srv->name, xf->status, (int)rc);
+        log_debug("mcp server '%s': POST without answer failed (HTTP %ld, curl %d)", xf->srv->name,
+                  xf->status, (int)rc);
     }
     if (!xf->dead)
         list_remove(&xf->node);
@@ -1427,8 +1452,9 @@ static char *enhanced_path(void)
     struct buf b;
     buf_init(&b, 1 << 20);
     buf_appends(&b, path ? path : "");
-    const char *extra[] = {"/bin", "/usr/bin", "/usr/local/bin", "/.nvm/current/bin",
-                           "/.npm-global/bin", "/.yarn/bin", "/.cargo/bin", "/snap/bin"};
+    const char *extra[] = {
+        "/bin",       "/usr/bin",    "/usr/local/bin", "/.nvm/current/bin", "/.npm-global/bin",
+        "/.yarn/bin", "/.cargo/bin", "/snap/bin"};
     for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
         bool in_home = i >= 3 && i <= 6;
         char *dir = in_home ? xasprintf("%s%s", home ? home : "", extra[i]) : xstrdup(extra[i]);
@@ -1473,8 +1499,7 @@ static int env_build(struct mcp_server *s, const json_t *env, char **err)
     }
     s->envp = xcalloc(json_object_size(vars) + 1, sizeof(char *));
     size_t n = 0;
-    json_object_foreach(vars, k, v)
-        s->envp[n++] = xasprintf("%s=%s", k, json_string_value(v));
+    json_object_foreach(vars, k, v) s->envp[n++] = xasprintf("%s=%s", k, json_string_value(v));
     json_decref(vars);
     return 0;
 }
@@ -1486,8 +1511,8 @@ static int read_stdio(struct mcp_server *s, const json_t *cfg, char **err)
     const json_t *cwd = json_object_get(cfg, "cwd");
     if ((args && !json_is_array(args) && !json_is_null(args)) ||
         (env && !json_is_object(env) && !json_is_null(env)) || (cwd && !json_is_string(cwd))) {
-        *err = xasprintf("mcpServers.%s: args must be an array, env an object, cwd a string",
-                         s->name);
+        *err =
+            xasprintf("mcpServers.%s: args must be an array, env an object, cwd a string", s->name);
         return -EINVAL;
     }
     size_t n = json_array_size(args);
@@ -1511,7 +1536,8 @@ static int read_http(struct mcp_server *s, const json_t *cfg, char **err)
     const char *type = json_get_str(cfg, "type");
     if (type && strcmp(type, "streamable-http") != 0) {
         *err = xasprintf("mcpServers.%s: transport type '%s' is not supported "
-                         "(only streamable-http)", s->name, type);
+                         "(only streamable-http)",
+                         s->name, type);
         return -EINVAL;
     }
     const json_t *headers = json_object_get(cfg, "headers");
@@ -1693,9 +1719,9 @@ static void rebuild(void)
             json_t *params = json_is_object(schema)
                                  ? json_incref(schema)
                                  : json_pack("{s:s, s:{}}", "type", "object", "properties");
-            json_object_set_new(M.described, name,
-                                json_pack("{s:s, s:s, s:o}", "name", name, "description", desc,
-                                          "schema", params));
+            json_object_set_new(
+                M.described, name,
+                json_pack("{s:s, s:s, s:o}", "name", name, "description", desc, "schema", params));
             map_set(&M.owner, name, s);
             xfree(desc);
         }
@@ -1706,9 +1732,9 @@ static void rebuild(void)
     json_object_foreach(M.described, name, d)
     {
         json_array_append_new(M.schema, json_pack("{s:s, s:{s:s, s:O, s:O}}", "type", "function",
-                                                   "function", "name", name, "description",
-                                                   json_object_get(d, "description"),
-                                                   "parameters", json_object_get(d, "schema")));
+                                                  "function", "name", name, "description",
+                                                  json_object_get(d, "description"), "parameters",
+                                                  json_object_get(d, "schema")));
     }
 }
 

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe } from 'node:test';
 import { startFakeOpenAI } from './lib/fake-openai.mjs';
 import { cleanup, createSession, ofType, post, startServer, streamQuery, tempDir, test, waitFor } from './lib/server.mjs';
-import { addMcpScenario, allGone, mcpPids, mcpQuery, toolMessages, toolMessageText, writeConfig } from './mcp-helpers.mjs';
+import { addMcpScenario, allGone, mcpPids, mcpQuery, requestsOf, toolMessages, toolMessageText, writeConfig } from './mcp-helpers.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const FAKE_MCP = path.join(ROOT, 'tests/fixtures/mcp/fake-server.mjs');
@@ -55,7 +55,7 @@ describe('MCP failure paths (fake server)', () => {
     async function run(calls, opts = {}) {
         const sid = await createSession(srv);
         const query = mcpQuery(calls);
-        const out = await streamQuery(srv, sid, query, { timeoutMs: 20000, ...opts, sid });
+        const out = await streamQuery(srv, sid, query, { timeoutMs: 20000, ...opts });
         return { out, sid, query, results: ofType(out.events, 'tool_result'), tools: toolMessages(fake, query) };
     }
 
@@ -64,7 +64,7 @@ describe('MCP failure paths (fake server)', () => {
         assert.equal(r.out.status, 200);
         assert.deepEqual(r.results[0].content, [{ type: 'text', text: 'hi there' }]);
         assert.equal(r.tools[0].content, toolMessageText(r.results[0].content));
-        const m = fake.requestsMatching(r.query)[0];
+        const m = requestsOf(fake, r.query)[0];
         const echo = m.body.tools.find((t) => t.function.name === 'echo');
         assert.equal(echo.function.description, '[fake] Echoes the text back');
     });
@@ -83,6 +83,7 @@ describe('MCP failure paths (fake server)', () => {
         assert.equal(pids.length, before + 1);
         assert.equal(Number(r.results[1].content[0].text), pids.at(-1));
         assert.match(srv.stderr, /mcp server 'fake' lost: exited with code 3/);
+        assert.match(srv.stderr, /fake: crashing on purpose/); /* its stderr tail is logged */
     });
 
     test('a tool that outlives the call timeout ends with an error, the server is told', async () => {
@@ -122,7 +123,7 @@ describe('MCP failure paths (fake server)', () => {
     test('an image result: JSON text in the tool message, the image in a user message after it', async () => {
         const r = await run([['image', {}]]);
         assert.equal(r.results[0].content[1].type, 'image');
-        const req = fake.requestsMatching(r.query).at(-1);
+        const req = requestsOf(fake, r.query).at(-1);
         const msgs = req.body.messages;
         const i = msgs.findIndex((m) => m.role === 'tool');
         assert.equal(msgs[i].content, JSON.stringify([{ type: 'text', text: 'Screenshot taken' }], null, 2));

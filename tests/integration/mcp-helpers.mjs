@@ -50,10 +50,17 @@ export function toolMessageText(content) {
     return typeof content === 'string' ? content : JSON.stringify(content, null, 2);
 }
 
+/**
+ * The requests of the conversation of `query`. Not fake.requestsMatching: that looks at the last
+ * user message only, and an image tool result adds a user message (the images) after the query.
+ */
+export function requestsOf(fake, query) {
+    return fake.requests.filter((r) => r.body && Array.isArray(r.body.messages) && r.body.messages.some((m) => m.role === 'user' && typeof m.content === 'string' && m.content.includes(query)));
+}
+
 /** The tool messages the fake model received in its last request for `query`. */
 export function toolMessages(fake, query) {
-    const reqs = fake.requestsMatching(query);
-    const last = reqs[reqs.length - 1];
+    const last = requestsOf(fake, query).at(-1);
     return last ? last.body.messages.filter((m) => m.role === 'tool') : [];
 }
 

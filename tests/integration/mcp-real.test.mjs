@@ -63,7 +63,7 @@ describe('real MCP servers from npm', { skip: missing.length ? `npm packages not
 
     test('both servers start and their tools are offered under their own names', async () => {
         const r = await run(fake, srv, [['list_allowed_directories', {}]]);
-        const req = fake.requestsMatching('mcpcall').at(-1);
+        const req = fake.requestsMatching('mcpcall').at(-1); // no images here: the marker is in the last user message
         const names = req.body.tools.map((t) => t.function.name);
         for (const n of ['read_text_file', 'list_directory_with_sizes', 'run_command', 'run_script']) assert.ok(names.includes(n), `${n} in ${names}`);
         const rc = req.body.tools.find((t) => t.function.name === 'run_command');

@@ -203,6 +203,20 @@ test('a reader past its send-queue cap is dropped; the others get every event', 
     await carriesOn();
 });
 
+test('a replay past the send-queue cap drops that socket in the middle of join-session', async () => {
+    const big = await createSession(srv);
+    const out = await streamQuery(srv, big, q('text', 'x'.repeat(70000))); // ~4 events of 70 KB
+    assert.equal(out.status, 200);
+    for (const transports of [['websocket'], ['polling']]) {
+        const c = await connectClient(srv, { transports });
+        const gone = new Promise((r) => c.once('disconnect', r));
+        c.emit('join-session', { sessionId: big, since: 0 }, () => {});
+        assert.match(await gone, /^transport (close|error)$/); // cut off: its queue is dropped
+        c.disconnect();
+    }
+    await carriesOn();
+});
+
 test('normal mode has no test endpoints or test namespaces', async () => {
     assert.equal((await get(srv, '/engine.io/?EIO=4&transport=polling')).status, 404);
     const c = await rawSioSocket(srv);

@@ -74,14 +74,15 @@ struct rpc_case {
 static const struct rpc_case cases[] = {
     {"request", IN("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n"), 0, 0, 0,
      "M req 1 ping\n"},
-    {"response with result",
-     IN("{\"result\":{\"a\":[1,2]},\"jsonrpc\":\"2.0\",\"id\":4}\n"), 0, 0, 0,
-     "M resp 4 - result={\"a\":[1,2]}\n"},
-    {"error response", IN("{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"error\":{\"code\":-32601,"
-                          "\"message\":\"Method not found\"}}\n"),
+    {"response with result", IN("{\"result\":{\"a\":[1,2]},\"jsonrpc\":\"2.0\",\"id\":4}\n"), 0, 0,
+     0, "M resp 4 - result={\"a\":[1,2]}\n"},
+    {"error response",
+     IN("{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"error\":{\"code\":-32601,"
+        "\"message\":\"Method not found\"}}\n"),
      0, 0, 0, "M resp \"x\" - error=-32601\n"},
-    {"null id response", IN("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,"
-                            "\"message\":\"Parse error\"}}\n"),
+    {"null id response",
+     IN("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,"
+        "\"message\":\"Parse error\"}}\n"),
      0, 0, 0, "M resp null - error=-32700\n"},
     {"notification and string id request",
      IN("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n"
@@ -122,11 +123,11 @@ static const struct rpc_case cases[] = {
     {"over-long line with CRLF, then a short one",
      IN("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n{\"id\":2,\"result\":3}\n"), 20, 0, 0,
      "S toolong 41 xxxxxxxx\nM resp 2 - result=3\n"},
-    {"over-long line not reported before its end", IN("yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"), 20, 0,
-     0, ""},
+    {"over-long line not reported before its end", IN("yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"), 20, 0, 0,
+     ""},
     {"callback stop is returned",
-     IN("{\"id\":1,\"result\":1}\n{\"id\":2,\"result\":2}\n{\"id\":3,\"result\":3}\n"), 0, 2,
-     -77, "M resp 1 - result=1\nM resp 2 - result=2\n"},
+     IN("{\"id\":1,\"result\":1}\n{\"id\":2,\"result\":2}\n{\"id\":3,\"result\":3}\n"), 0, 2, -77,
+     "M resp 1 - result=1\nM resp 2 - result=2\n"},
 };
 
 static void run_feeds(const struct rpc_case *c, const size_t *cuts, size_t ncuts, struct trace *t,
@@ -254,10 +255,10 @@ static void expect_line(char *got, size_t len, const char *want)
 }
 
 /* The encoder runs before len is read (argument order is unspecified in C). */
-#define EXPECT(call, want)                                                                     \
-    do {                                                                                       \
-        char *got_ = (call);                                                                   \
-        expect_line(got_, len, want);                                                          \
+#define EXPECT(call, want)                                                                         \
+    do {                                                                                           \
+        char *got_ = (call);                                                                       \
+        expect_line(got_, len, want);                                                              \
     } while (0)
 
 static void test_encoders(void **state)
@@ -266,38 +267,38 @@ static void test_encoders(void **state)
     json_t *p = json_pack("{s:s, s:{}, s:{s:s}}", "protocolVersion", "2025-06-18", "capabilities",
                           "clientInfo", "name", "agent-tars-server");
     EXPECT(jsonrpc_encode_request(1, "initialize", p, &len),
-                "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
-                "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":"
-                "{\"name\":\"agent-tars-server\"}}}\n");
+           "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
+           "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":"
+           "{\"name\":\"agent-tars-server\"}}}\n");
     json_decref(p);
     EXPECT(jsonrpc_encode_request(12345678901LL, "ping", NULL, &len),
-                "{\"jsonrpc\":\"2.0\",\"id\":12345678901,\"method\":\"ping\"}\n");
+           "{\"jsonrpc\":\"2.0\",\"id\":12345678901,\"method\":\"ping\"}\n");
     EXPECT(jsonrpc_encode_notification("notifications/initialized", NULL, &len),
-                "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
+           "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
     /* Newlines inside strings are escaped: one message is always one line. */
     json_t *args = json_pack("{s:s, s:I}", "script", "a\nb\r\n", "requestId", (json_int_t)3);
     EXPECT(jsonrpc_encode_notification("notifications/cancelled", args, &len),
-                "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":"
-                "{\"script\":\"a\\nb\\r\\n\",\"requestId\":3}}\n");
+           "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":"
+           "{\"script\":\"a\\nb\\r\\n\",\"requestId\":3}}\n");
     json_decref(args);
     json_t *sid = json_string("srv-1");
     json_t *empty = json_object();
     EXPECT(jsonrpc_encode_result(sid, empty, &len),
-                "{\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"result\":{}}\n");
+           "{\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"result\":{}}\n");
     EXPECT(jsonrpc_encode_error(sid, JSONRPC_METHOD_NOT_FOUND, "Method not found", &len),
-                "{\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"error\":{\"code\":-32601,\"message\":"
-                "\"Method not found\"}}\n");
+           "{\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"error\":{\"code\":-32601,\"message\":"
+           "\"Method not found\"}}\n");
     EXPECT(jsonrpc_encode_error(NULL, JSONRPC_PARSE_ERROR, "Parse error", &len),
-                "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":"
-                "\"Parse error\"}}\n");
+           "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":"
+           "\"Parse error\"}}\n");
     json_decref(sid);
     json_decref(empty);
 }
 
 static void test_round_trip(void **state)
 {
-    json_t *params = json_pack("{s:s, s:{s:s}}", "name", "read_file", "arguments", "path",
-                               "/ws/h\xc3\xa9.txt");
+    json_t *params =
+        json_pack("{s:s, s:{s:s}}", "name", "read_file", "arguments", "path", "/ws/h\xc3\xa9.txt");
     size_t len;
     char *line = jsonrpc_encode_request(42, "tools/call", params, &len);
     struct trace t = {0};
@@ -319,8 +320,8 @@ static void test_round_trip(void **state)
 
 static void test_error_text(void **state)
 {
-    json_t *e = json_pack("{s:i, s:s}", "code", -32602, "message",
-                          "MCP error -32602: Tool nope not found");
+    json_t *e =
+        json_pack("{s:i, s:s}", "code", -32602, "message", "MCP error -32602: Tool nope not found");
     char *s = jsonrpc_error_text(e);
     assert_string_equal(s, "MCP error -32602: MCP error -32602: Tool nope not found");
     xfree(s);
@@ -341,9 +342,12 @@ int main(void)
 {
     json_set_alloc_funcs(xmalloc, xfree);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_framing_every_split), cmocka_unit_test(test_error_is_sticky),
-        cmocka_unit_test(test_long_line_default_cap), cmocka_unit_test(test_decode_payload),
-        cmocka_unit_test(test_encoders),          cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_framing_every_split),
+        cmocka_unit_test(test_error_is_sticky),
+        cmocka_unit_test(test_long_line_default_cap),
+        cmocka_unit_test(test_decode_payload),
+        cmocka_unit_test(test_encoders),
+        cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_error_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -148,8 +148,8 @@ static json_t *fake_server(struct fx *f, const char *const *extra)
     json_array_append_new(args, json_string(f->script));
     for (size_t i = 0; extra && extra[i]; i++)
         json_array_append_new(args, json_string(extra[i]));
-    return json_pack("{s:s, s:o, s:{s:s}}", "command", "node", "args", args, "env",
-                     "FAKE_MCP_LOG", f->log);
+    return json_pack("{s:s, s:o, s:{s:s}}", "command", "node", "args", args, "env", "FAKE_MCP_LOG",
+                     f->log);
 }
 
 /* Starts the client with config (taken over) and waits until every server settled. */
@@ -464,7 +464,8 @@ static void test_crash_restarts(void **state)
     long pid1 = call_pid(f);
     struct box b;
     call(f, "crash", json_object(), &b, 10000);
-    assert_string_equal(b.error, "Failed to execute tool crash: MCP error -32000: Connection closed");
+    assert_string_equal(b.error,
+                        "Failed to execute tool crash: MCP error -32000: Connection closed");
     box_release(&b);
     wait_gone(f, pid1);
     /* The tools stay listed, and the next call starts a fresh server. */
@@ -485,7 +486,8 @@ static void test_hang_is_killed(void **state)
     uint64_t t0 = mono_ms();
     call(f, "freeze", json_object(), &b, 10000);
     assert_true(mono_ms() - t0 >= 450);
-    assert_string_equal(b.error, "Failed to execute tool freeze: MCP error -32001: Request timed out");
+    assert_string_equal(b.error,
+                        "Failed to execute tool freeze: MCP error -32001: Request timed out");
     box_release(&b);
     /* No answer to the ping that followed: the whole process group is killed. */
     wait_gone(f, pid1);
@@ -500,7 +502,8 @@ static void test_slow_tool_keeps_server(void **state)
     long pid1 = call_pid(f);
     struct box b;
     call(f, "sleep", json_pack("{s:i}", "ms", 3000), &b, 10000);
-    assert_string_equal(b.error, "Failed to execute tool sleep: MCP error -32001: Request timed out");
+    assert_string_equal(b.error,
+                        "Failed to execute tool sleep: MCP error -32001: Request timed out");
     box_release(&b);
     sleep_loop(f, 600); /* the ping goes out and is answered */
     assert_int_equal(call_pid(f), pid1);
@@ -508,8 +511,7 @@ static void test_slow_tool_keeps_server(void **state)
     const json_t *cancel = find_msg(log, "notifications/cancelled", 0);
     assert_non_null(cancel);
     const json_t *p = json_object_get(cancel, "params");
-    assert_int_equal(json_integer_value(json_object_get(p, "requestId")),
-                     call_id_of(log, "sleep"));
+    assert_int_equal(json_integer_value(json_object_get(p, "requestId")), call_id_of(log, "sleep"));
     assert_string_equal(json_get_str(p, "reason"), "Request timed out");
     assert_non_null(find_msg(log, "ping", 0));
     json_decref(log);
@@ -538,8 +540,7 @@ static void test_abort(void **state)
     run_until(f, log_has_pred, &w, 10000, "the cancel notification");
     json_t *log = read_log(f);
     const json_t *p = json_object_get(find_msg(log, "notifications/cancelled", 0), "params");
-    assert_int_equal(json_integer_value(json_object_get(p, "requestId")),
-                     call_id_of(log, "sleep"));
+    assert_int_equal(json_integer_value(json_object_get(p, "requestId")), call_id_of(log, "sleep"));
     assert_string_equal(json_get_str(p, "reason"), "aborted");
     json_decref(log);
     /* The server is fine afterwards. */
@@ -595,10 +596,10 @@ static void test_filters(void **state)
     const char *a[] = {"--prefix", "a_", NULL};
     const char *b[] = {"--prefix", "b_", NULL};
     const char *c[] = {"--prefix", "c_", NULL};
-    json_t *cfg = json_pack("{s:{s:o, s:o, s:o}, s:{s:[s, s], s:s}}", "mcpServers", "alpha",
-                            fake_server(f, a), "beta", fake_server(f, b), "gamma",
-                            fake_server(f, c), "mcpServer", "include", "alp", "gam", "exclude",
-                            "zzz,amm");
+    json_t *cfg =
+        json_pack("{s:{s:o, s:o, s:o}, s:{s:[s, s], s:s}}", "mcpServers", "alpha",
+                  fake_server(f, a), "beta", fake_server(f, b), "gamma", fake_server(f, c),
+                  "mcpServer", "include", "alp", "gam", "exclude", "zzz,amm");
     start(f, cfg);
     assert_int_equal(json_array_size(mcp_tools_schema()), 15);
     assert_non_null(mcp_tool_describe("a_echo"));
@@ -612,8 +613,8 @@ static void test_filters(void **state)
 static void test_duplicate_names(void **state)
 {
     struct fx *f = *state;
-    json_t *cfg = json_pack("{s:{s:o, s:o}}", "mcpServers", "first", fake_server(f, NULL),
-                            "second", fake_server(f, NULL));
+    json_t *cfg = json_pack("{s:{s:o, s:o}}", "mcpServers", "first", fake_server(f, NULL), "second",
+                            fake_server(f, NULL));
     start(f, cfg);
     assert_int_equal(json_array_size(mcp_tools_schema()), 15);
     assert_string_equal(json_get_str(mcp_tool_describe("echo"), "description"),
@@ -625,11 +626,10 @@ static void test_start_failures(void **state)
     struct fx *f = *state;
     const char *refuse[] = {"--fail-init", NULL};
     const char *exits[] = {"--exit-at-start", NULL};
-    json_t *cfg = json_pack(
-        "{s:{s:{s:s}, s:o, s:o, s:{s:s, s:[s]}}, s:{s:i}}", "mcpServers", "missing", "command",
-        "/nonexistent/mcp-server", "refuses", fake_server(f, refuse), "exits",
-        fake_server(f, exits), "silent", "command", "sleep", "args", "30", "mcp", "initTimeoutMs",
-        400);
+    json_t *cfg = json_pack("{s:{s:{s:s}, s:o, s:o, s:{s:s, s:[s]}}, s:{s:i}}", "mcpServers",
+                            "missing", "command", "/nonexistent/mcp-server", "refuses",
+                            fake_server(f, refuse), "exits", fake_server(f, exits), "silent",
+                            "command", "sleep", "args", "30", "mcp", "initTimeoutMs", 400);
     uint64_t t0 = mono_ms();
     start(f, cfg);
     assert_true(mono_ms() - t0 < 5000);
@@ -647,7 +647,8 @@ static void test_config_errors(void **state)
         "{\"mcpServers\": {\"x\": {\"command\": \"a\", \"args\": \"b\"}}}",
         "{\"mcpServers\": {\"x\": {\"command\": \"a\", \"env\": {\"A\": [1]}}}}",
         "{\"mcpServers\": {\"x\": {\"command\": \"a\", \"timeout\": \"10\"}}}",
-        "{\"mcpServers\": {\"x\": {\"url\": \"http://127.0.0.1:1/mcp\", \"headers\": {\"A\": \"b\\nc\"}}}}",
+        "{\"mcpServers\": {\"x\": {\"url\": \"http://127.0.0.1:1/mcp\", \"headers\": {\"A\": "
+        "\"b\\nc\"}}}}",
         "{\"mcpServers\": {\"x\": {\"url\": \"http://127.0.0.1:1/sse\", \"type\": \"sse\"}}}",
         "{\"mcp\": {\"callTimeoutMs\": -1}}",
         "{\"mcp\": 5}",
@@ -687,7 +688,8 @@ static void test_shutdown_with_pending_call(void **state)
     assert_int_equal(b.calls, 0);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(b.calls, 1);
-    assert_string_equal(b.error, "Failed to execute tool sleep: MCP error -32000: Connection closed");
+    assert_string_equal(b.error,
+                        "Failed to execute tool sleep: MCP error -32000: Connection closed");
     box_release(&b);
     assert_true(kill((pid_t)pid, 0) < 0 && errno == ESRCH);
 }
@@ -722,12 +724,12 @@ static void http_fake_start(struct fx *f, struct http_fake *h)
 {
     memset(h, 0, sizeof(*h));
     snprintf(h->port_file, sizeof(h->port_file), "%s/port", f->dir);
-    char *args[] = {"node", f->script, "--http", "--port-file", h->port_file, "--log", f->log,
-                    NULL};
-    uv_stdio_container_t io[3] = {{.flags = UV_IGNORE}, {.flags = UV_IGNORE},
-                                  {.flags = UV_INHERIT_FD, .data.fd = 2}};
-    uv_process_options_t o = {.exit_cb = on_fake_exit, .file = "node", .args = args,
-                              .stdio_count = 3, .stdio = io};
+    char *args[] = {"node",       f->script, "--http", "--port-file",
+                    h->port_file, "--log",   f->log,   NULL};
+    uv_stdio_container_t io[3] = {
+        {.flags = UV_IGNORE}, {.flags = UV_IGNORE}, {.flags = UV_INHERIT_FD, .data.fd = 2}};
+    uv_process_options_t o = {
+        .exit_cb = on_fake_exit, .file = "node", .args = args, .stdio_count = 3, .stdio = io};
     h->proc.data = h;
     assert_int_equal(uv_spawn(&f->loop, &h->proc, &o), 0);
     h->started = true;
@@ -833,7 +835,8 @@ static void test_http_timeout_and_down(void **state)
     uint64_t t0 = mono_ms();
     call(f, "sleep", json_pack("{s:i}", "ms", 5000), &b, 10000);
     assert_true(mono_ms() - t0 >= 900);
-    assert_string_equal(b.error, "Failed to execute tool sleep: MCP error -32001: Request timed out");
+    assert_string_equal(b.error,
+                        "Failed to execute tool sleep: MCP error -32001: Request timed out");
     box_release(&b);
     struct log_wait w = {f, "notifications/cancelled"};
     run_until(f, log_has_pred, &w, 10000, "the cancel notification");
@@ -874,9 +877,10 @@ static void expect_parts(const char *content_json, const char *want_json)
 static void test_content_to_parts(void **state)
 {
     /* The usual MCP text result reaches the model as the pretty-printed JSON array. */
-    expect_parts("[{\"type\":\"text\",\"text\":\"out\\n\",\"name\":\"STDOUT\"}]",
-                 "[{\"type\":\"text\",\"text\":\"[\\n  {\\n    \\\"type\\\": \\\"text\\\",\\n"
-                 "    \\\"text\\\": \\\"out\\\\n\\\",\\n    \\\"name\\\": \\\"STDOUT\\\"\\n  }\\n]\"}]");
+    expect_parts(
+        "[{\"type\":\"text\",\"text\":\"out\\n\",\"name\":\"STDOUT\"}]",
+        "[{\"type\":\"text\",\"text\":\"[\\n  {\\n    \\\"type\\\": \\\"text\\\",\\n"
+        "    \\\"text\\\": \\\"out\\\\n\\\",\\n    \\\"name\\\": \\\"STDOUT\\\"\\n  }\\n]\"}]");
     /* Images become data URIs first; the rest follows as text. */
     expect_parts("[{\"type\":\"text\",\"text\":\"Shot\"},"
                  "{\"type\":\"image\",\"data\":\"iVBORw0K\",\"mimeType\":\"image/webp\"}]",
@@ -884,17 +888,20 @@ static void test_content_to_parts(void **state)
                  "iVBORw0K\"}},{\"type\":\"text\",\"text\":\"[\\n  {\\n    \\\"type\\\": "
                  "\\\"text\\\",\\n    \\\"text\\\": \\\"Shot\\\"\\n  }\\n]\"}]");
     /* Only an image: no text part; extra fields of the image item stay as text. */
-    expect_parts("[{\"type\":\"image\",\"data\":\"AAAA\",\"mimeType\":\"image/png\"}]",
-                 "[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,AAAA\"}}]");
+    expect_parts(
+        "[{\"type\":\"image\",\"data\":\"AAAA\",\"mimeType\":\"image/png\"}]",
+        "[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,AAAA\"}}]");
     expect_parts("[{\"type\":\"image\",\"data\":\"AAAA\",\"annotations\":{\"a\":1}}]",
                  "[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,AAAA\"}},"
                  "{\"type\":\"text\",\"text\":\"[\\n  {\\n    \\\"annotations\\\": {\\n      "
                  "\\\"a\\\": 1\\n    }\\n  }\\n]\"}]");
     /* MIME type from the type name, and from magic bytes for base64 data without an image type. */
-    expect_parts("[{\"type\":\"screenshot_jpeg\",\"data\":\"x y\"}]",
-                 "[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/jpeg;base64,x y\"}}]");
-    expect_parts("[{\"type\":\"audio\",\"data\":\" UklGRabc= \",\"mimeType\":\"audio/wav\"}]",
-                 "[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/webp;base64,UklGRabc=\"}}]");
+    expect_parts(
+        "[{\"type\":\"screenshot_jpeg\",\"data\":\"x y\"}]",
+        "[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/jpeg;base64,x y\"}}]");
+    expect_parts(
+        "[{\"type\":\"audio\",\"data\":\" UklGRabc= \",\"mimeType\":\"audio/wav\"}]",
+        "[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/webp;base64,UklGRabc=\"}}]");
     expect_parts("[{\"type\":\"blob\",\"data\":\"not base64!\"}]",
                  "[{\"type\":\"text\",\"text\":\"[\\n  {\\n    \\\"type\\\": \\\"blob\\\",\\n    "
                  "\\\"data\\\": \\\"not base64!\\\"\\n  }\\n]\"}]");
@@ -941,13 +948,22 @@ static void test_js_stringify(void **state)
     expect_js("\"q\\\" b\\\\ \\b\\f\\n\\r\\t \\u0001\\u001f\\u0000 \\u007f \\u2028 /\"", 0,
               "\"q\\\" b\\\\ \\b\\f\\n\\r\\t \\u0001\\u001f\\u0000 \x7f \xe2\x80\xa8 /\"");
     const char *nums[][2] = {
-        {"0.1", "0.1"},       {"1.0", "1"},           {"-2.5", "-2.5"},
-        {"1e21", "1e+21"},    {"1e20", "100000000000000000000"},
-        {"123e18", "123000000000000000000"}, {"1.5e300", "1.5e+300"},
-        {"1e-7", "1e-7"},     {"1.5e-7", "1.5e-7"},   {"0.000001", "0.000001"},
-        {"0.0000015", "0.0000015"},          {"-0.0", "0"},
-        {"3.141592653589793", "3.141592653589793"}, {"0.30000000000000004", "0.30000000000000004"},
-        {"5e-324", "5e-324"}, {"1.7976931348623157e308", "1.7976931348623157e+308"},
+        {"0.1", "0.1"},
+        {"1.0", "1"},
+        {"-2.5", "-2.5"},
+        {"1e21", "1e+21"},
+        {"1e20", "100000000000000000000"},
+        {"123e18", "123000000000000000000"},
+        {"1.5e300", "1.5e+300"},
+        {"1e-7", "1e-7"},
+        {"1.5e-7", "1.5e-7"},
+        {"0.000001", "0.000001"},
+        {"0.0000015", "0.0000015"},
+        {"-0.0", "0"},
+        {"3.141592653589793", "3.141592653589793"},
+        {"0.30000000000000004", "0.30000000000000004"},
+        {"5e-324", "5e-324"},
+        {"1.7976931348623157e308", "1.7976931348623157e+308"},
         {"42", "42"},
     };
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
