@@ -346,6 +346,46 @@ static json_t *parse_args(const char *text, char **err)
     return j;
 }
 
+/* The original's path-rewriting hook (anchor-api.md §6.4): non-empty relative paths of the
+ * file and command tools are resolved against the workspace before the call, and the tool_call
+ * event shows the rewritten arguments. Confinement still happens in the tool. */
+static void rewrite_one(json_t *args, const char *key, const char *ws)
+{
+    const char *p = json_get_str(args, key);
+    if (p == NULL || *p == '\0' || *p == '/')
+        return;
+    while (p[0] == '.' && p[1] == '/')
+        p += 2;
+    char *abs = strcmp(p, ".") == 0 ? xstrdup(ws) : xasprintf("%s/%s", ws, p);
+    json_object_set_new(args, key, json_string_lossy(abs, strlen(abs)));
+    xfree(abs);
+}
+
+static void rewrite_paths(json_t *args, const char *tool, const char *ws)
+{
+    static const char *path_tools[] = {"write_file",     "read_file",      "edit_file",
+                                       "create_directory", "list_directory", "directory_tree",
+                                       "search_files",   "get_file_info"};
+    for (size_t i = 0; i < sizeof(path_tools) / sizeof(path_tools[0]); i++)
+        if (strcmp(tool, path_tools[i]) == 0)
+            rewrite_one(args, "path", ws);
+    if (strcmp(tool, "move_file") == 0) {
+        rewrite_one(args, "source", ws);
+        rewrite_one(args, "destination", ws);
+    }
+    if (strcmp(tool, "run_command") == 0 || strcmp(tool, "run_script") == 0)
+        rewrite_one(args, "cwd", ws);
+    json_t *paths = json_object_get(args, "paths");
+    if (strcmp(tool, "read_multiple_files") == 0 && json_is_array(paths)) {
+        for (size_t i = 0; i < json_array_size(paths); i++) {
+            json_t *holder = json_pack("{s:O}", "p", json_array_get(paths, i));
+            rewrite_one(holder, "p", ws);
+            json_array_set(paths, i, json_object_get(holder, "p"));
+            json_decref(holder);
+        }
+    }
+}
+
 static bool start_tool(struct run *r, const json_t *call)
 {
     const char *id = json_get_str(call, "id");
@@ -362,6 +402,7 @@ static bool start_tool(struct run *r, const json_t *call)
         xfree(err);
         return false;
     }
+    rewrite_paths(args, name, r->s->workspace);
     json_t *ev = agent__event_new("tool_call");
     json_object_set_new(ev, "toolCallId", json_string(id));
     json_object_set_new(ev, "name", json_string(name));

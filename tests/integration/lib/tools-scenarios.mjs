@@ -61,6 +61,7 @@ export async function runTools(srv, fake, steps, { text, onEvent, timeoutMs = 15
     const events = out.events;
     return {
         sid: session,
+        ws: srv.workspace,
         query,
         out,
         events,
@@ -114,4 +115,24 @@ export function killMarked(marker) {
             /* already gone */
         }
     }
+}
+
+const PATH_KEYS = {
+    write_file: ['path'], read_file: ['path'], edit_file: ['path'], create_directory: ['path'],
+    list_directory: ['path'], directory_tree: ['path'], search_files: ['path'], get_file_info: ['path'],
+    move_file: ['source', 'destination'], run_command: ['cwd'], run_script: ['cwd'],
+};
+
+/**
+ * The arguments as the tool_call event shows them: the original's path-rewriting hook
+ * (anchor-api.md §6.4) resolves non-empty relative paths against the workspace first.
+ */
+export function rewrittenArgs(name, args, ws) {
+    if (!args || typeof args !== 'object' || Array.isArray(args)) return args;
+    const out = { ...args };
+    const fix = (p) => (typeof p === 'string' && p !== '' && !p.startsWith('/')
+        ? (p === '.' ? ws : `${ws}/${p.replace(/^(\.\/)+/, '')}`) : p);
+    for (const k of PATH_KEYS[name] || []) if (k in out) out[k] = fix(out[k]);
+    if (name === 'read_multiple_files' && Array.isArray(out.paths)) out.paths = out.paths.map(fix);
+    return out;
 }
