@@ -3,7 +3,7 @@
 // while a 500-token streaming query runs; prints events received per second, token lag (p50/p99
 // from the model writing a token to a client receiving it), server CPU per delivered message and
 // server RSS per connected client, for N in BENCH_SIO_LEVELS (default 100,1000). Numbers only: it
-// asserts nothing about timings. See bench/README.md ("Socket.IO fan-out").
+// asserts nothing about timings. See docs/internals/SIO.md ("Benchmark").
 //
 // Usage: TARS_BIN=/abs/path/agent-tars-server node bench/sio-fanout.mjs
 // Knobs (env): BENCH_SIO_LEVELS ("100,1000"), BENCH_SIO_TOKENS (500), BENCH_SIO_TOKEN_MS (delay

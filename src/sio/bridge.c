@@ -134,9 +134,9 @@ static size_t map_system(const json_t *j, int64_t seq, struct eio_msg *out[4])
         out[n++] = status_msg(
             status_json(true, "warming_up", "model_warmup", "Warming up model...", NULL), seq);
     else if (n < 4 && strstr(msg, "generating"))
-        out[n++] = status_msg(status_json(true, "generating", "response_generation",
-                                          "Generating response...", NULL),
-                              seq);
+        out[n++] = status_msg(
+            status_json(true, "generating", "response_generation", "Generating response...", NULL),
+            seq);
     return n;
 }
 
@@ -198,10 +198,9 @@ static size_t map_parsed(const struct agent_event *ev, const json_t *j, struct e
 
 static bool needs_parse(const char *t)
 {
-    static const char *types[] = {"user_message",  "assistant_message",
-                                  "tool_call",     "tool_result",
-                                  "system",        "assistant_streaming_message",
-                                  "agent_run_start", "agent_run_end"};
+    static const char *types[] = {
+        "user_message", "assistant_message",           "tool_call",       "tool_result",
+        "system",       "assistant_streaming_message", "agent_run_start", "agent_run_end"};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
         if (strcmp(types[i], t) == 0)
             return true;
@@ -328,7 +327,6 @@ static struct bridge_join *find_join(struct sio_socket *sock, struct bridge_hub 
     return NULL;
 }
 
-
 /* ---- event handlers ---- */
 
 static void reply_error(struct sio_socket *sock, int64_t ack_id, const char *msg)
@@ -445,10 +443,10 @@ static void on_send_query(struct sio_socket *sock, const json_t *arg, int64_t ac
     struct bridge_hub *h = hubs_ready ? map_get(&hubs, agent_session_id(s)) : NULL;
     if (h) {
         /* What the original's runQuery announces before the run starts (§3.8). */
-        struct eio_msg *m = status_msg(status_json(true, "initializing", "query_preparation",
-                                                   "Preparing to process your request...",
-                                                   "5-15 seconds"),
-                                       -1);
+        struct eio_msg *m =
+            status_msg(status_json(true, "initializing", "query_preparation",
+                                   "Preparing to process your request...", "5-15 seconds"),
+                       -1);
         hub_send(h, m);
         eio_msg_unref(m);
         if (list_empty(&h->members))
@@ -487,9 +485,8 @@ static void on_abort(struct sio_socket *sock, const json_t *arg, int64_t ack_id)
 static void on_server_status(struct sio_socket *sock, int64_t ack_id)
 {
     const char *running = agent_running_session();
-    json_t *st = json_pack("{s:b, s:s?, s:b}", "isExclusive", bridge__exclusive,
-                           "runningSessionId", running, "canAcceptNewRequest",
-                           !bridge__exclusive || !running);
+    json_t *st = json_pack("{s:b, s:s?, s:b}", "isExclusive", bridge__exclusive, "runningSessionId",
+                           running, "canAcceptNewRequest", !bridge__exclusive || !running);
     if (!running)
         json_object_set_new(st, "runningSessionId", json_null());
     sio_emit(sock, "server-status", st);

@@ -43,19 +43,19 @@ struct eio_socket {
     void *data;
     struct list_node link; /* in eio.sockets */
     bool closed;
-    bool ws_transport;       /* upgraded or opened over WebSocket */
-    bool upgrading;          /* a probe succeeded: polls get noop until "5" */
-    struct eio_ws *ws;       /* the WebSocket transport */
-    struct eio_ws *probe;    /* a WebSocket being upgraded to */
-    struct http_req *poll;   /* the pending long-polling GET */
-    struct eio_msg **q;      /* ring of queued packets (references) */
+    bool ws_transport;     /* upgraded or opened over WebSocket */
+    bool upgrading;        /* a probe succeeded: polls get noop until "5" */
+    struct eio_ws *ws;     /* the WebSocket transport */
+    struct eio_ws *probe;  /* a WebSocket being upgraded to */
+    struct http_req *poll; /* the pending long-polling GET */
+    struct eio_msg **q;    /* ring of queued packets (references) */
     size_t q_head, q_len, q_cap;
     size_t q_bytes;
-    uv_timer_t timer;        /* the earliest of the deadlines below */
-    uint64_t ping_at;        /* send the next ping (mono ms; 0 = none) */
-    uint64_t pong_by;        /* close unless a pong came */
-    uint64_t upgrade_by;     /* drop the probe unless it sent "5" */
-    uint64_t user_at;        /* the handler's deadline */
+    uv_timer_t timer;    /* the earliest of the deadlines below */
+    uint64_t ping_at;    /* send the next ping (mono ms; 0 = none) */
+    uint64_t pong_by;    /* close unless a pong came */
+    uint64_t upgrade_by; /* drop the probe unless it sent "5" */
+    uint64_t user_at;    /* the handler's deadline */
 };
 
 static struct {
@@ -578,12 +578,11 @@ static void handle_post(struct eio_socket *s, struct http_req *req)
 
 static void respond_err(struct http_req *req, enum eio_err code)
 {
-    static const char *msgs[] = {"Transport unknown", "Session ID unknown",
-                                 "Bad handshake method", "Bad request", "Forbidden",
-                                 "Unsupported protocol version"};
+    static const char *msgs[] = {
+        "Transport unknown", "Session ID unknown", "Bad handshake method",
+        "Bad request",       "Forbidden",          "Unsupported protocol version"};
     char body[96];
-    int n = snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}", (int)code,
-                     msgs[code]);
+    int n = snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}", (int)code, msgs[code]);
     http_respond(req, 400, "application/json", body, (size_t)n);
 }
 

@@ -39,7 +39,7 @@ void eio_msg_unref(struct eio_msg *m); /* NULL ok */
 
 /* One received packet; data points into the input (or into owned for a decoded binary). */
 struct eio_pkt {
-    char type;    /* EIO_MESSAGE for binary packets */
+    char type; /* EIO_MESSAGE for binary packets */
     bool binary;
     const char *data;
     size_t len;

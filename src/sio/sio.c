@@ -179,8 +179,8 @@ static void nop_disconnect(struct sio_socket *s)
 
 static const struct sio_nsp test_main_nsp = {"/", true, main_test_on_connect, main_test_on_event,
                                              NULL};
-static const struct sio_nsp test_custom_nsp = {"/custom", true, test_on_connect,
-                                               test_on_event_only, nop_disconnect};
+static const struct sio_nsp test_custom_nsp = {"/custom", true, test_on_connect, test_on_event_only,
+                                               nop_disconnect};
 
 static const struct sio_nsp *find_nsp(const char *name)
 {
@@ -410,8 +410,7 @@ static void on_free(void *data)
     xfree(data);
 }
 
-static const struct eio_handler sio_handler = {on_open, on_message, on_timeout, on_close,
-                                               on_free};
+static const struct eio_handler sio_handler = {on_open, on_message, on_timeout, on_close, on_free};
 
 /* The test suite's plain Engine.IO endpoint echoes every message. */
 static void echo_on_open(struct eio_socket *e)

@@ -9,8 +9,8 @@
 /* Event names a client may not emit: the server side reserves them. */
 static bool reserved_event(const char *name)
 {
-    static const char *names[] = {"connect",       "connect_error",  "disconnect",
-                                  "disconnecting", "newListener",    "removeListener"};
+    static const char *names[] = {"connect",       "connect_error", "disconnect",
+                                  "disconnecting", "newListener",   "removeListener"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(names[i], name) == 0)
             return true;

@@ -106,8 +106,7 @@ void ws_accept_key(const char *key, size_t len, char out[29])
 
 /* ---- wslay callbacks ---- */
 
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *ud)
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
 {
     struct ws *w = ud;
     if (w->in_len == 0) {

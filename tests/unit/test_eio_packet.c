@@ -24,12 +24,18 @@ static void test_decode_text(void **state)
         char type;
         const char *data;
     } cases[] = {
-        {"4hello", 0, EIO_MESSAGE, "hello"}, {"2", 0, EIO_PING, ""},
-        {"2probe", 0, EIO_PING, "probe"},    {"3", 0, EIO_PONG, ""},
-        {"6", 0, EIO_NOOP, ""},              {"0{}", 0, EIO_OPEN, "{}"},
-        {"1", 0, EIO_CLOSE, ""},             {"5", 0, EIO_UPGRADE, ""},
-        {"", -1, 0, NULL},                   {"7", -1, 0, NULL},
-        {"abc", -1, 0, NULL},                {"/4", -1, 0, NULL},
+        {"4hello", 0, EIO_MESSAGE, "hello"},
+        {"2", 0, EIO_PING, ""},
+        {"2probe", 0, EIO_PING, "probe"},
+        {"3", 0, EIO_PONG, ""},
+        {"6", 0, EIO_NOOP, ""},
+        {"0{}", 0, EIO_OPEN, "{}"},
+        {"1", 0, EIO_CLOSE, ""},
+        {"5", 0, EIO_UPGRADE, ""},
+        {"", -1, 0, NULL},
+        {"7", -1, 0, NULL},
+        {"abc", -1, 0, NULL},
+        {"/4", -1, 0, NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct eio_pkt p;
@@ -152,8 +158,12 @@ static void test_open_packet(void **state)
 
 static void test_base64_vectors(void **state)
 {
-    static const char *vec[][2] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-                                   {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+    static const char *vec[][2] = {{"", ""},
+                                   {"f", "Zg=="},
+                                   {"fo", "Zm8="},
+                                   {"foo", "Zm9v"},
+                                   {"foob", "Zm9vYg=="},
+                                   {"fooba", "Zm9vYmE="},
                                    {"foobar", "Zm9vYmFy"}};
     for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
         char out[16];
@@ -204,9 +214,9 @@ int main(void)
 {
     json_set_alloc_funcs(xmalloc, xfree);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decode_text),     cmocka_unit_test(test_payload_decode),
-        cmocka_unit_test(test_payload_limit),   cmocka_unit_test(test_payload_build),
-        cmocka_unit_test(test_open_packet),     cmocka_unit_test(test_base64_vectors),
+        cmocka_unit_test(test_decode_text),      cmocka_unit_test(test_payload_decode),
+        cmocka_unit_test(test_payload_limit),    cmocka_unit_test(test_payload_build),
+        cmocka_unit_test(test_open_packet),      cmocka_unit_test(test_base64_vectors),
         cmocka_unit_test(test_base64_roundtrip), cmocka_unit_test(test_msg_refs),
     };
     return cmocka_run_group_tests_name("eio_packet", tests, NULL, NULL);

@@ -160,7 +160,8 @@ static void test_roundtrip(void **state)
                 buf_init(&b, 256);
                 unsigned atts = type >= SIO_BINARY_EVENT ? 3 : 0;
                 sio_encode_head(&b, type, atts, nsps[n], ack);
-                buf_appends(&b, type == SIO_EVENT || type == SIO_BINARY_EVENT ? "[\"e\",1]" : "[1]");
+                buf_appends(&b,
+                            type == SIO_EVENT || type == SIO_BINARY_EVENT ? "[\"e\",1]" : "[1]");
                 struct sio_pkt p;
                 assert_int_equal(sio_decode(b.data, b.len, &p), 0);
                 assert_int_equal(p.type, type);

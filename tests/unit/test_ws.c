@@ -123,8 +123,7 @@ static void test_sha1(void **state)
         {"abc", "a9993e364706816aba3e25717850c26c9cd0d89d"},
         {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
          "84983e441c3bd26ebaae4aa1f95129e5e54670f1"},
-        {"The quick brown fox jumps over the lazy dog",
-         "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12"},
+        {"The quick brown fox jumps over the lazy dog", "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12"},
     };
     for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
         uint8_t d[20];
@@ -204,10 +203,11 @@ static void test_messages(void **state)
     big[0] = '4';
     frame(&in, 1, true, true, big, 200);
     frame(&in, 2, true, true, big, sizeof(big));
-    feed_all_ways(&in, "t:4hello;b:3;t:;t:42[\"ping\"];t:4xxxxxxxxxxxxxxxx"
-                       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-                       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-                       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx;b:70000;",
+    feed_all_ways(&in,
+                  "t:4hello;b:3;t:;t:42[\"ping\"];t:4xxxxxxxxxxxxxxxx"
+                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx;b:70000;",
                   0);
     /* the ping was answered with a pong carrying its payload */
     struct owner o;
@@ -331,9 +331,9 @@ int main(void)
 {
     json_set_alloc_funcs(xmalloc, xfree);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sha1),           cmocka_unit_test(test_accept_key),
-        cmocka_unit_test(test_messages),       cmocka_unit_test(test_close_handshake),
-        cmocka_unit_test(test_errors),         cmocka_unit_test(test_send_forms),
+        cmocka_unit_test(test_sha1),     cmocka_unit_test(test_accept_key),
+        cmocka_unit_test(test_messages), cmocka_unit_test(test_close_handshake),
+        cmocka_unit_test(test_errors),   cmocka_unit_test(test_send_forms),
     };
     return cmocka_run_group_tests_name("ws", tests, NULL, NULL);
 }
