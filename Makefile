@@ -35,7 +35,7 @@ GIT_HASH   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BUILD_TIME := $(shell date +%s000)
 $(BUILD)/src/api/v1.o: CPPFLAGS += -DTARS_GIT_HASH='"$(GIT_HASH)"' -DTARS_BUILD_TIME_MS=$(BUILD_TIME)LL
 
-.PHONY: all run test unit integration check fmt clean deps bench
+.PHONY: all run test unit integration check fmt clean deps bench bench-sio
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -87,6 +87,10 @@ test: deps
 bench: $(BIN)
 	BENCH_STORAGE=memory TARS_BIN=$(abspath $(BIN)) node bench/load.mjs
 	BENCH_STORAGE=sqlite TARS_BIN=$(abspath $(BIN)) node bench/load.mjs
+
+# Socket.IO fan-out: 100 and 1000 WebSocket clients on one session (needs `npm ci`).
+bench-sio: $(BIN)
+	TARS_BIN=$(abspath $(BIN)) node bench/sio-fanout.mjs
 
 # House rules (STYLE.md 2.9): banned calls, raw malloc/free outside core/xalloc.c.
 check:
