@@ -30,6 +30,9 @@ LIB      := $(BUILD)/libtars.a
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
+# The web UI is embedded with .incbin: the object depends on the files it includes.
+$(BUILD)/src/ui/assets.o: $(wildcard ui/*)
+
 # Build information for GET /api/v1/version (only v1.o depends on it).
 GIT_HASH   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BUILD_TIME := $(shell date +%s000)

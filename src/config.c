@@ -33,6 +33,7 @@ static const char usage[] =
     "  --server.exclusive          one running session at a time (409 for new ones)\n"
     "  --server.maxConcurrentRuns N  runs at once, 0 = unlimited (default 0); more wait\n"
     "  --server.maxQueuedRuns N    waiting runs beyond which queries get 429 (default 64)\n"
+    "  --server.basePath PATH      serve the UI and every route under PATH (reverse proxy)\n"
     "  --sio-test-mode             Socket.IO conformance-suite endpoints (development only)\n"
     "\n"
     "Model:\n"

@@ -76,7 +76,8 @@ static json_t *list_dir(const char *abs, const char *reqpath)
         xfree(full);
     }
     closedir(d);
-    qsort(items, n, sizeof(*items), cmp_entries);
+    if (n > 0)
+        qsort(items, n, sizeof(*items), cmp_entries);
     json_t *files = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(files, items[i]);
@@ -267,7 +268,8 @@ void api__workspace_search(struct http_req *req, struct agent_session *s)
     struct search se = {.q = q, .type = type && *type ? type : "all",
                         .root = agent_session_workspace(s)};
     walk(&se, se.root, "", 0);
-    qsort(se.hits, se.n, sizeof(*se.hits), cmp_hits);
+    if (se.n > 0)
+        qsort(se.hits, se.n, sizeof(*se.hits), cmp_hits);
     json_t *items = json_array();
     for (size_t i = 0; i < se.n; i++) {
         if (i < SEARCH_RESULTS)

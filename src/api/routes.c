@@ -8,6 +8,7 @@
 #include "../core/util.h"
 #include "../core/xalloc.h"
 #include "../sio/sio.h"
+#include "../ui/ui.h"
 #include "api_int.h"
 #include "router.h"
 
@@ -63,6 +64,7 @@ static const struct route routes[] = {
 void api_init(const struct api_options *opts)
 {
     api__opts = opts;
+    ui_init(opts->config);
 }
 
 /* ---- helpers ---- */
@@ -284,12 +286,16 @@ static bool session_given(struct http_req *req)
 
 void api_handle(struct http_req *req, void *data)
 {
+    if (!ui_route_base(req)) /* server.basePath: strips it, or 404 outside it */
+        return;
     if (sio_handle(req))
         return;
     const char *method = http_req_method(req);
     const char *path = http_req_path(req);
     struct route_match m;
     if (!router_match(routes, sizeof(routes) / sizeof(routes[0]), method, path, &m)) {
+        if (ui_serve(req)) /* the built-in web UI: GET/HEAD outside /api/ */
+            return;
         if (strncmp(path, "/api/v1/sessions/", 17) == 0 && !session_given(req)) {
             /* §3.2.1: the restore rule runs before the router for the whole prefix. */
             http_respond_error(req, 400, "Session ID is required");
