@@ -3,8 +3,11 @@
 
 CC      ?= gcc
 PKGS    := libuv libcurl sqlite3 jansson
-DEB_PKGS := libuv1-dev libhttp-parser-dev libwslay-dev libcurl4-openssl-dev libsqlite3-dev \
-            libjansson-dev libcmocka-dev pkg-config nodejs
+DEB_PKGS := gcc make libuv1-dev libhttp-parser-dev libwslay-dev libcurl4-openssl-dev \
+            libsqlite3-dev libjansson-dev libcmocka-dev pkg-config
+# What the tests need beyond the build: node (with npm) for the black-box suites, the sqlite3 CLI to
+# build original-schema databases, chromium for the web UI and browser tests.
+TEST_DEB_PKGS := nodejs sqlite3 chromium util-linux
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -MMD -MP
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lhttp_parser -lm
@@ -59,7 +62,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 # Installs the Debian packages the build and tests need when one is missing (as root), or
 # prints the exact command to run.
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+	@missing=""; for p in $(DEB_PKGS) $(EXTRA_DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -83,7 +86,13 @@ unit: $(UNIT_BINS)
 integration: $(BIN)
 	TARS_BIN=$(abspath $(BIN)) node --test --test-concurrency=1 tests/integration/
 
-test: deps
+# npm packages of the tests (socket.io-client, playwright-core, MCP servers), from the lock file.
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund
+
+test:
+	@$(MAKE) --no-print-directory deps EXTRA_DEB_PKGS="$(TEST_DEB_PKGS)"
+	@$(MAKE) --no-print-directory node_modules/.package-lock.json
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
