@@ -127,6 +127,14 @@ static struct agent_event *event_alloc(struct agent_session *s, const char *type
     return ev;
 }
 
+/* A stream ends after agent_run_end and after a system event of level error (§3.4). */
+static bool ends_stream(const char *type, const json_t *j)
+{
+    const char *level = json_get_str(j, "level");
+    return strcmp(type, "agent_run_end") == 0 ||
+           (strcmp(type, "system") == 0 && level && strcmp(level, "error") == 0);
+}
+
 void agent__emit_new(struct agent_session *s, json_t *j)
 {
     const char *type = json_get_str(j, "type");
@@ -134,9 +142,7 @@ void agent__emit_new(struct agent_session *s, json_t *j)
     struct agent_event *ev = event_alloc(s, type ? type : "unknown", len);
     json_dumpb(j, ev->json, len, JSON_COMPACT);
     ev->json[len] = '\0';
-    const char *level = json_get_str(j, "level");
-    ev->ends_stream = strcmp(ev->type, "agent_run_end") == 0 ||
-                      (strcmp(ev->type, "system") == 0 && level && strcmp(level, "error") == 0);
+    ev->ends_stream = ends_stream(ev->type, j);
     json_decref(j);
     fan_out(s, ev);
 }
@@ -441,10 +447,8 @@ static int replay_one(void *data, int64_t pos, const char *json, size_t len)
     json_t *j = json_loadb(json, len, 0, NULL);
     const char *type = json_get_str(j, "type");
     ev->type = intern_type(type ? type : "unknown");
-    const char *level = json_get_str(j, "level");
     ev->persisted = true;
-    ev->ends_stream = strcmp(ev->type, "agent_run_end") == 0 ||
-                      (strcmp(ev->type, "system") == 0 && level && strcmp(level, "error") == 0);
+    ev->ends_stream = ends_stream(ev->type, j);
     json_decref(j);
     ev->len = len;
     memcpy(ev->json, json, len + 1);

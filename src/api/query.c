@@ -118,15 +118,10 @@ static void stream_finish(struct query_ctx *q, bool ok)
 static int write_frame(struct query_ctx *q, struct agent_event *ev)
 {
     buf_reset(&q->frame);
-    if (q->standard_sse) {
-        buf_append_lit(&q->frame, "id: ");
-        buf_append_i64(&q->frame, (long long)ev->seq);
-        buf_append_lit(&q->frame, "\ndata: ");
-        buf_append(&q->frame, ev->json, ev->len);
-        buf_append_lit(&q->frame, "\n\n");
-    } else {
+    if (q->standard_sse)
+        sse_frame_joined(&q->frame, ev->seq, ev->json, ev->len);
+    else
         sse_frame(&q->frame, ev->seq, ev->json, ev->len);
-    }
     return http_stream_write(q->req, q->frame.data, q->frame.len);
 }
 

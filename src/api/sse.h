@@ -12,5 +12,7 @@
 
 /* Appends the frame to b. json must be one line (no CR or LF). Returns 0 or BUF_ERR_TOOBIG. */
 int sse_frame(struct buf *b, int64_t id, const char *json, size_t len);
+/* The standard single frame "id: n\ndata: <json>\n\n" (the resumable GET stream). */
+int sse_frame_joined(struct buf *b, int64_t id, const char *json, size_t len);
 
 #endif

@@ -146,6 +146,9 @@ static void test_sse_frame(void **state)
     assert_int_equal(sse_frame(&b, 0, "{}", 2), 0);
     assert_int_equal(sse_frame(&b, 1234567890123LL, "{}", 2), 0);
     assert_string_equal(buf_str(&b), "id: 0\n\ndata: {}\n\nid: 1234567890123\n\ndata: {}\n\n");
+    buf_reset(&b);
+    assert_int_equal(sse_frame_joined(&b, 42, "{\"a\":1}", 7), 0);
+    assert_string_equal(buf_str(&b), "id: 42\ndata: {\"a\":1}\n\n");
     buf_release(&b);
     /* Over the cap: an error, never a partial frame beyond the cap. */
     buf_init(&b, 16);
