@@ -33,6 +33,8 @@ LIB      := $(BUILD)/libtars.a
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
+.DEFAULT_GOAL := all
+
 # The web UI is embedded with .incbin: the object depends on the files it includes.
 $(BUILD)/src/ui/assets.o: $(wildcard ui/*)
 

@@ -62,6 +62,13 @@ describe('web UI under --server.basePath /agents', { skip: SKIP_REASON }, () => 
         await sendMessage(page, '[[scenario:slow n=50 delay=40]] prefixed reload');
         await page.waitForFunction(() => /w5\b/.test(document.querySelector('#conversation .msg-assistant')?.textContent || ''));
         await page.reload();
+        // The page shows Idle for a moment before the replay reaches agent_run_start: wait for
+        // the finished answer itself, then for the indicator.
+        await page.waitForFunction(
+            (want) => [...document.querySelectorAll('#conversation .msg-assistant')].some((e) => e.textContent === want),
+            slowText(50),
+            { timeout: 15000 },
+        );
         await waitStatus(page, 'Idle');
         assert.deepEqual(await assistantTexts(page), [slowText(50)]);
         assert.equal((await page.$$(sel.user)).length, 1);
