@@ -100,6 +100,10 @@ const char *agent_session_status(const struct agent_session *s);
 int agent_replay(struct agent_session *s, int64_t after,
                  void (*cb)(void *data, struct agent_event *ev), void *data);
 
+/* The same for at most `limit` events (0 = all); returns how many were delivered, or <0. */
+int agent_replay_n(struct agent_session *s, int64_t after, int64_t limit,
+                   void (*cb)(void *data, struct agent_event *ev), void *data);
+
 void agent_subscribe(struct agent_session *s, struct agent_sub *sub);
 void agent_unsubscribe(struct agent_session *s, struct agent_sub *sub);
 

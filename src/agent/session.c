@@ -436,6 +436,7 @@ struct replay_ctx {
     struct agent_session *s;
     void (*cb)(void *data, struct agent_event *ev);
     void *data;
+    int64_t count; /* events delivered */
 };
 
 static int replay_one(void *data, int64_t pos, const char *json, size_t len)
@@ -453,23 +454,34 @@ static int replay_one(void *data, int64_t pos, const char *json, size_t len)
     ev->len = len;
     memcpy(ev->json, json, len + 1);
     rc->cb(rc->data, ev);
+    rc->count++;
     agent_event_unref(ev);
     return 0;
+}
+
+int agent_replay_n(struct agent_session *s, int64_t after, int64_t limit,
+                   void (*cb)(void *data, struct agent_event *ev), void *data)
+{
+    struct replay_ctx rc = {s, cb, data, 0};
+    if (agent__opts.store) {
+        int r = store_events_load(agent__opts.store, s->id, after, limit, replay_one, &rc);
+        return r < 0 ? r : (int)rc.count;
+    }
+    for (size_t i = 0; i < s->log_len && (limit == 0 || rc.count < limit); i++) {
+        struct agent_event *ev = s->log[(s->log_head + i) % s->log_cap];
+        if (ev->seq > after) {
+            cb(data, ev);
+            rc.count++;
+        }
+    }
+    return (int)rc.count;
 }
 
 int agent_replay(struct agent_session *s, int64_t after,
                  void (*cb)(void *data, struct agent_event *ev), void *data)
 {
-    if (agent__opts.store) {
-        struct replay_ctx rc = {s, cb, data};
-        return store_events_load(agent__opts.store, s->id, after, 0, replay_one, &rc);
-    }
-    for (size_t i = 0; i < s->log_len; i++) {
-        struct agent_event *ev = s->log[(s->log_head + i) % s->log_cap];
-        if (ev->seq > after)
-            cb(data, ev);
-    }
-    return 0;
+    int n = agent_replay_n(s, after, 0, cb, data);
+    return n < 0 ? n : 0;
 }
 
 void agent_subscribe(struct agent_session *s, struct agent_sub *sub)

@@ -23,6 +23,7 @@ struct query_ctx {
     enum api_flavor flavor;
     bool standard_sse;  /* GET stream: "id:" and "data:" in one frame */
     int64_t replayed;   /* GET stream: stored events up to this id were sent by the replay */
+    bool replaying;     /* GET stream: still replaying; live events are fetched by the replay */
     char *oneshot_id;   /* one-shot: answer carries the session id */
     struct buf frame;   /* scratch for one SSE frame */
 };
@@ -128,8 +129,8 @@ static int write_frame(struct query_ctx *q, struct agent_event *ev)
 static void on_stream_event(struct agent_sub *sub, struct agent_event *ev)
 {
     struct query_ctx *q = sub->data;
-    if (ev->persisted && ev->seq <= q->replayed)
-        return; /* already sent by the replay */
+    if (q->replaying || (ev->persisted && ev->seq <= q->replayed))
+        return; /* sent, or to be sent, by the replay (deltas meanwhile are not stored) */
     if (write_frame(q, ev) < 0) {
         log_info("conn %llu sess %s: dropping a stream that fell behind",
                  (unsigned long long)http_req_conn_id(q->req), agent_session_id(q->s));
@@ -264,16 +265,22 @@ void api__oneshot(struct http_req *req, const json_t *body, bool stream)
 struct replay_state {
     struct query_ctx *q;
     bool failed;
+    bool full; /* the connection's queue passed REPLAY_HIGH_WATER: the rest waits for a drain */
 };
+
+#define REPLAY_BATCH 256
+#define REPLAY_HIGH_WATER (1 << 20)
 
 static void on_replay_event(void *data, struct agent_event *ev)
 {
     struct replay_state *rs = data;
-    if (rs->failed)
+    if (rs->failed || rs->full)
         return;
     if (write_frame(rs->q, ev) < 0)
         rs->failed = true;
     rs->q->replayed = ev->seq;
+    rs->full = rs->q->standard_sse && rs->q->replaying &&
+               http_stream_pending(rs->q->req) > REPLAY_HIGH_WATER;
 }
 
 static int64_t parse_after(struct http_req *req)
@@ -292,17 +299,39 @@ static int64_t parse_after(struct http_req *req)
     return after;
 }
 
+/* The replay goes out in batches: a long session log is not written all at once (the
+ * connection's queue is bounded); once REPLAY_HIGH_WATER bytes wait, the rest waits until the
+ * client has taken them. */
+static void replay_more(struct http_req *req, void *data)
+{
+    struct query_ctx *q = data;
+    for (;;) {
+        struct replay_state rs = {.q = q};
+        int n = agent_replay_n(q->s, q->replayed, REPLAY_BATCH, on_replay_event, &rs);
+        if (n < 0 || rs.failed) {
+            stream_finish(q, !rs.failed);
+            return;
+        }
+        if (n == 0)
+            break;
+        if (rs.full) {
+            http_stream_on_drain(q->req, replay_more, q);
+            return;
+        }
+    }
+    /* Caught up: from here on, live events (stored ones after q->replayed, and deltas). */
+    http_stream_on_drain(q->req, NULL, NULL);
+    q->replaying = false;
+    if (!agent_session_running(q->s))
+        stream_finish(q, true); /* nothing live to follow */
+}
+
 void api__events_stream(struct http_req *req, struct agent_session *s)
 {
     int64_t after = parse_after(req);
     struct query_ctx *q = stream_open(req, s, API_V1);
     q->standard_sse = true;
     q->replayed = after;
-    struct replay_state rs = {q, false};
-    if (agent_replay(s, after, on_replay_event, &rs) < 0 || rs.failed) {
-        stream_finish(q, !rs.failed);
-        return;
-    }
-    if (!agent_session_running(s))
-        stream_finish(q, true); /* nothing live to follow */
+    q->replaying = true;
+    replay_more(req, q);
 }

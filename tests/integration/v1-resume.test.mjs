@@ -65,6 +65,21 @@ describe('replay of stored events', () => {
         assert.ok(N >= 10, `tool run stored ${N} events`);
     });
 
+    test('a log bigger than the connection\'s write queue (8 MiB) is replayed whole, in batches', { timeout: 60000 }, async () => {
+        const { sessionId } = await createV1(srv);
+        // Each run stores the query three times (user_message, agent_run_start, the echoed
+        // answer): 6 runs of a 600 KB query make a log of more than 10 MB.
+        const big = 'x'.repeat(600 * 1024);
+        for (let i = 0; i < 6; i++) await streamV1(srv, sessionId, `${big} ${i}`, { timeoutMs: 20000 });
+        const stored = await getEvents(srv, sessionId);
+        const bytes = stored.reduce((a, e) => a + JSON.stringify(e).length, 0);
+        assert.ok(bytes > 10 * 1024 * 1024, `log of ${bytes} bytes`);
+        const out = await eventStream(srv, sessionId, { timeoutMs: 30000 });
+        assert.ok(out.ended);
+        assert.deepEqual(out.frames.map((f) => f.id), stored.map((_, i) => String(i + 1)));
+        assert.deepEqual(out.events.map(json), stored.map(json));
+    });
+
     test('?after=k and Last-Event-ID: k send exactly the events after k', async () => {
         const { sessionId } = await createV1(srv);
         await streamV1(srv, sessionId, q('tool path=replay2.txt'));
