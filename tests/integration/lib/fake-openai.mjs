@@ -335,9 +335,23 @@ class ChunkStream {
         const next = () => {
             if (this.closed) return;
             if (i < frames.length) {
-                this.res.write(frames[i++]);
-                if (this.delay > 0) this.later(this.delay, next);
-                else setImmediate(next);
+                if (this.delay > 0) {
+                    this.res.write(frames[i++]);
+                    this.later(this.delay, next);
+                    return;
+                }
+                // At full speed a real server's writes coalesce: send the frames of one tick
+                // (up to 16 KiB) in one write. The frames themselves, and so every chunk split
+                // the client parses, stay exactly the same; frag=N still cuts bytes apart.
+                let n = 0;
+                const batch = [];
+                do {
+                    const f = frames[i++];
+                    batch.push(f);
+                    n += f.length;
+                } while (i < frames.length && n < 16384 && !this.params.frag);
+                this.res.write(batch.length === 1 ? batch[0] : batch.join(''));
+                setImmediate(next);
                 return;
             }
             if (then === 'end') this.res.end();
