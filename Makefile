@@ -3,15 +3,20 @@
 
 CC      ?= gcc
 PKGS    := libuv libcurl sqlite3 jansson
-DEB_PKGS := gcc make libuv1-dev libhttp-parser-dev libwslay-dev libcurl4-openssl-dev \
+DEB_PKGS := gcc make libuv1-dev node-llhttp libwslay-dev libcurl4-openssl-dev \
             libsqlite3-dev libjansson-dev libcmocka-dev pkg-config
 # What the tests need beyond the build: node (with npm) for the black-box suites, the sqlite3 CLI to
 # build original-schema databases, chromium for the web UI and browser tests.
 TEST_DEB_PKGS := nodejs sqlite3 chromium util-linux
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -MMD -MP
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lhttp_parser -lm
-CPPFLAGS += -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lm
+# llhttp (Node's HTTP parser) ships as C sources in Debian's node-llhttp: compiled from there
+# into the build directory, never copied into the repo. Strict mode; see src/http/parse.c.
+LLHTTP_DIR  ?= /usr/share/llhttp
+LLHTTP_INC  ?= /usr/share/include/llhttp
+LLHTTP_SRCS := $(LLHTTP_DIR)/api.c $(LLHTTP_DIR)/http.c $(LLHTTP_DIR)/llhttp.c
+CPPFLAGS += -Isrc -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
 ifeq ($(SANITIZE),1)
 BUILD   := build-asan
@@ -25,7 +30,8 @@ CFLAGS  += -Werror
 endif
 
 SRCS     := $(sort $(wildcard src/*/*.c)) src/config.c
-LIB_OBJS := $(SRCS:%.c=$(BUILD)/%.o)
+LLHTTP_OBJS := $(LLHTTP_SRCS:$(LLHTTP_DIR)/%.c=$(BUILD)/llhttp/%.o)
+LIB_OBJS := $(SRCS:%.c=$(BUILD)/%.o) $(LLHTTP_OBJS)
 MAIN_OBJ := $(BUILD)/src/main.o
 BIN      := $(BUILD)/agent-tars-server
 LIB      := $(BUILD)/libtars.a
@@ -49,6 +55,11 @@ all: $(BIN)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# Generated code: built with our flags but without -Werror/-Wextra noise it does not control.
+$(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(filter-out -Werror -Wextra,$(CFLAGS)) -w -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@

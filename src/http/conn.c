@@ -9,7 +9,11 @@
 #include "../core/xalloc.h"
 #include "http_int.h"
 
+/* Bounds of a lingering close: it lasts at most LINGER_MS and discards at most
+ * LINGER_MAX_BYTES, enough for a client to finish sending a rejected body of a normal size;
+ * beyond that the peer is not reading our answer anyway, and is cut off with a reset. */
 #define LINGER_MS 2000
+#define LINGER_MAX_BYTES (256 * 1024)
 #define KEEP_BUF_BYTES (256 * 1024) /* buffers above this are freed when they empty */
 
 static void conn_flushed(struct http_conn *c);
@@ -254,7 +258,11 @@ static void conn_update_reading(struct http_conn *c)
 {
     if (c->closing)
         return;
-    bool want = !c->eof && (c->state == HTTP__CONN_RAW || c->in.len - c->in_off < in_cap(c));
+    /* A last response (close_after) is written before the linger starts discarding input:
+     * until then input waits in the kernel, so a fast writer cannot use up the linger's byte
+     * budget before our answer is out. */
+    bool want = !c->eof && !(c->close_after && c->state != HTTP__CONN_LINGER) &&
+                (c->state == HTTP__CONN_RAW || c->in.len - c->in_off < in_cap(c));
     if (want && !c->reading) {
         int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         if (rc < 0) {
@@ -297,11 +305,7 @@ static size_t conn_parse(struct http_conn *c, const char *data, size_t len)
     bool want_continue = c->parser.want_continue;
     c->parser.want_continue = false;
     if (rc < 0) {
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser.hp);
-        const char *why = rc == -413                     ? "body over max_body_bytes"
-                          : rc == -431                   ? "head over max_header_bytes"
-                          : e == HPE_CB_headers_complete ? "bad request target"
-                                                         : http_errno_description(e);
+        const char *why = c->parser.why ? c->parser.why : "malformed request";
         log_info("conn %llu: client error %d: %s", cid(c), -rc, why);
         http__conn_send_error(c, -rc);
     } else if (rc == HTTP__REQ_DONE) {
@@ -389,8 +393,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             c->raw_ops->on_read(c, c->raw_data, b->base, (size_t)nread);
         return;
     }
-    if (c->state == HTTP__CONN_LINGER || c->close_after)
-        return; /* nothing more will be answered: discard */
+    if (c->state == HTTP__CONN_LINGER || c->close_after) {
+        /* Nothing more will be answered: discard, up to a bound. */
+        c->discarded += (size_t)nread;
+        if (c->discarded > LINGER_MAX_BYTES) {
+            log_info("conn %llu: over %d bytes after the last response, closing", cid(c),
+                     LINGER_MAX_BYTES);
+            http__conn_close(c);
+        }
+        return;
+    }
     const char *data = b->base;
     size_t len = (size_t)nread;
     if (c->state == HTTP__CONN_READ && c->in_off == c->in.len) {

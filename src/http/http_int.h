@@ -6,7 +6,7 @@
 #ifndef HTTP_HTTP_INT_H
 #define HTTP_HTTP_INT_H
 
-#include <http_parser.h>
+#include <llhttp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,7 +26,7 @@ struct http__hdr {
 struct http_req {
     struct http_conn *conn; /* NULL while owned by a bare parser (tests) */
     uint64_t conn_id;
-    const char *method; /* static string from http_method_str */
+    const char *method; /* static string from llhttp_method_name */
     unsigned char http_major, http_minor;
     bool keep_alive;  /* the connection may carry another request after this one */
     bool is_head;     /* HEAD: the response carries no body */
@@ -61,14 +61,18 @@ enum http__phase {
 #define HTTP__REQ_DONE 1
 
 struct http__parser {
-    http_parser hp;
+    llhttp_t hp; /* strict mode, no lenient flags */
     size_t max_header_bytes;
     size_t max_body_bytes;
     size_t head_bytes; /* bytes of the current head consumed so far */
     enum http__phase phase;
     int last_cb;           /* which data callback ran last (url, field, value) */
-    int err;               /* 0, or the HTTP status of a client error (400/413/431) */
+    int err;               /* 0, or the HTTP status of a client error (400/413/431/501/505) */
+    const char *why;       /* static text saying why err was set, for the log */
     bool want_continue;    /* Expect: 100-continue seen on the current request */
+    bool head_end;         /* llhttp paused at the end of a head: run it once more */
+    bool chunked;          /* the current request's body is chunked */
+    unsigned char prev, prev2; /* the last two bytes consumed (line-end checks) */
     struct http_req *cur;  /* request being built; owned */
     struct http_req *done; /* complete request waiting for http__parser_take; owned */
 };
@@ -77,8 +81,8 @@ void http__parser_init(struct http__parser *p, size_t max_header_bytes, size_t m
 void http__parser_release(struct http__parser *p);
 /* Feeds bytes. Sets *used to the bytes consumed and returns HTTP__REQ_DONE when a request is
  * complete (the rest of data was not consumed: feed it again after http__parser_take),
- * HTTP__NEED_MORE when all of data was consumed, or -status (-400, -413, -431) on a client
- * error, after which the parser is dead. */
+ * HTTP__NEED_MORE when all of data was consumed, or -status (-400, -413, -431, -501, -505) on a
+ * client error, after which the parser is dead. */
 int http__parser_feed(struct http__parser *p, const char *data, size_t len, size_t *used);
 /* The completed request; the caller owns it (free with http__req_free). */
 struct http_req *http__parser_take(struct http__parser *p);
@@ -119,6 +123,7 @@ struct http_conn {
     struct buf wbuf;      /* bytes of the write in flight */
     size_t wbuf_sent;     /* prefix of wbuf already taken by uv_try_write */
     unsigned nreqs;       /* requests dispatched so far */
+    size_t discarded;     /* input bytes thrown away after the last response (linger) */
     int open_handles;     /* tcp + timer; freed when both have closed */
     bool writing;         /* wreq is in flight */
     bool reading;

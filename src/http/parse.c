@@ -1,7 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* parse.c -- the pure request parser: http-parser glue that turns bytes into struct http_req
+/* parse.c -- the pure request parser: llhttp glue that turns bytes into struct http_req
  * objects, with the header and body caps applied, plus the request accessors of http.h. No
- * I/O and no loop, so tests/unit/test_http.c drives it directly. */
+ * I/O and no loop, so tests/unit/test_http.c and tests/fuzz/fuzz_http.c drive it directly.
+ *
+ * Strictness (RFC 9112; a proxy in front must not read a request differently from us, or a
+ * second request can be smuggled inside the first): llhttp is built in its strict mode with
+ * every lenient flag off, which rejects unknown protocol names, whitespace before a colon,
+ * bad chunk framing, repeated or conflicting Content-Length and Content-Length together with
+ * Transfer-Encoding. On top of that this file rejects what llhttp 8.1 still lets through:
+ * HTTP/0.9 and versions other than 1.x, bare LF line ends (the blank line that ends the head
+ * or the trailers), obsolete line folding, empty field names, Transfer-Encoding on HTTP/1.0
+ * and transfer codings other than plain chunked. */
 #include <limits.h>
 #include <string.h>
 #include <strings.h>
@@ -36,19 +45,21 @@ void http__req_free(struct http_req *req)
     xfree(req);
 }
 
-/* ---- http-parser callbacks ---- */
+/* ---- llhttp callbacks ---- */
 
-static int fail(struct http__parser *p, int status)
+static int fail(struct http__parser *p, int status, const char *why)
 {
-    if (!p->err)
+    if (!p->err) {
         p->err = status;
+        p->why = why;
+    }
     return -1;
 }
 
 static int head_append(struct http__parser *p, const char *at, size_t len)
 {
     if (buf_append(&p->cur->head, at, len) < 0)
-        return fail(p, 431);
+        return fail(p, 431, "head over max_header_bytes");
     return 0;
 }
 
@@ -67,10 +78,10 @@ static int end_token(struct http__parser *p)
     }
     if (p->last_cb == CB_NONE)
         return 0;
-    return buf_appendc(&r->head, '\0') < 0 ? fail(p, 431) : 0;
+    return buf_appendc(&r->head, '\0') < 0 ? fail(p, 431, "head over max_header_bytes") : 0;
 }
 
-static int on_message_begin(http_parser *hp)
+static int on_message_begin(llhttp_t *hp)
 {
     struct http__parser *p = hp->data;
     p->phase = HTTP__HEAD;
@@ -80,14 +91,14 @@ static int on_message_begin(http_parser *hp)
     return 0;
 }
 
-static int on_url(http_parser *hp, const char *at, size_t len)
+static int on_url(llhttp_t *hp, const char *at, size_t len)
 {
     struct http__parser *p = hp->data;
     p->last_cb = CB_URL;
     return head_append(p, at, len);
 }
 
-static int on_header_field(http_parser *hp, const char *at, size_t len)
+static int on_header_field(llhttp_t *hp, const char *at, size_t len)
 {
     struct http__parser *p = hp->data;
     struct http_req *r = p->cur;
@@ -106,7 +117,17 @@ static int on_header_field(http_parser *hp, const char *at, size_t len)
     return head_append(p, at, len);
 }
 
-static int on_header_value(http_parser *hp, const char *at, size_t len)
+/* RFC 9110 §5.1: a field name is a token, so never empty (llhttp 8.1 lets ": v" through). */
+static int on_header_field_complete(llhttp_t *hp)
+{
+    struct http__parser *p = hp->data;
+    struct http_req *r = p->cur;
+    if (p->last_cb != CB_FIELD || r->head.len == r->hdrs[r->nhdrs - 1].name_off)
+        return fail(p, 400, "empty field name");
+    return 0;
+}
+
+static int on_header_value(llhttp_t *hp, const char *at, size_t len)
 {
     struct http__parser *p = hp->data;
     struct http_req *r = p->cur;
@@ -120,19 +141,27 @@ static int on_header_value(http_parser *hp, const char *at, size_t len)
 }
 
 /* Splits the request target into the decoded path and the raw query. Origin form is the
- * norm; absolute form (RFC 9112 §3.2.2) is accepted, authority form (CONNECT) is not. */
+ * norm; absolute form (RFC 9112 §3.2.2, "http://host[:port]/path") is accepted, authority
+ * form (CONNECT) is not. */
 static int split_url(struct http_req *r)
 {
     const char *s = r->head.data;
     size_t n = r->url_len;
     if (n > 0 && s[0] != '/' && !(n == 1 && s[0] == '*')) {
-        struct http_parser_url u;
-        http_parser_url_init(&u);
-        if (http_parser_parse_url(s, n, 0, &u) != 0 || !(u.field_set & (1 << UF_HOST)))
+        size_t skip;
+        if (n > 7 && strncasecmp(s, "http://", 7) == 0)
+            skip = 7;
+        else if (n > 8 && strncasecmp(s, "https://", 8) == 0)
+            skip = 8;
+        else
             return -1;
-        size_t off = (u.field_set & (1 << UF_PATH)) ? u.field_data[UF_PATH].off : n;
-        s += off;
-        n -= off;
+        size_t host = skip;
+        while (skip < n && s[skip] != '/' && s[skip] != '?' && s[skip] != '#')
+            skip++;
+        if (skip == host || memchr(s + host, '@', skip - host))
+            return -1; /* no host, or userinfo (RFC 9110 §4.2.4 forbids it in http URIs) */
+        s += skip;
+        n -= skip;
     }
     size_t plen = 0;
     while (plen < n && s[plen] != '?' && s[plen] != '#')
@@ -155,56 +184,78 @@ static int split_url(struct http_req *r)
     return 0;
 }
 
-static int on_headers_complete(http_parser *hp)
+/* RFC 9112 §2.3, §6.1, §6.3: the version and the framing headers we accept. */
+static int check_framing(struct http__parser *p, const llhttp_t *hp)
+{
+    if (hp->http_major != 1)
+        return hp->http_major == 0 ? 400 : 505; /* HTTP/0.9 has no headers and no framing */
+    if (!(hp->flags & F_TRANSFER_ENCODING))
+        return 0;
+    /* "A server that receives a request message with a transfer coding it does not understand
+     * SHOULD respond with 501"; one received in an HTTP/1.0 message has faulty framing. */
+    if (hp->http_minor == 0)
+        return 400;
+    const char *te = http_req_header(p->cur, "transfer-encoding");
+    return te && strcasecmp(te, "chunked") == 0 ? 0 : 501;
+}
+
+static int on_headers_complete(llhttp_t *hp)
 {
     struct http__parser *p = hp->data;
     struct http_req *r = p->cur;
     if (end_token(p) < 0)
         return -1;
-    r->method = http_method_str((enum http_method)hp->method);
+    int bad = check_framing(p, hp);
+    if (bad)
+        return fail(p, bad, bad == 505 ? "unsupported HTTP version"
+                            : bad == 501 ? "unsupported transfer coding"
+                            : hp->http_major == 0 ? "HTTP/0.9 request"
+                                                  : "Transfer-Encoding in HTTP/1.0");
+    r->method = llhttp_method_name((llhttp_method_t)hp->method);
     r->http_major = (unsigned char)hp->http_major;
     r->http_minor = (unsigned char)hp->http_minor;
     /* After an Upgrade the rest of the stream is another protocol, which we do not speak. */
-    r->keep_alive = http_should_keep_alive(hp) && !hp->upgrade;
+    r->keep_alive = llhttp_should_keep_alive(hp) && !hp->upgrade;
     r->is_head = hp->method == HTTP_HEAD;
     if (split_url(r) < 0)
-        return fail(p, 400);
+        return fail(p, 400, "bad request target");
     /* Refuse a declared oversize body before reading any of it. */
-    if (!(hp->flags & F_CHUNKED) && hp->content_length != ULLONG_MAX &&
-        hp->content_length > p->max_body_bytes)
-        return fail(p, 413);
+    if ((hp->flags & F_CONTENT_LENGTH) && hp->content_length > p->max_body_bytes)
+        return fail(p, 413, "body over max_body_bytes");
+    p->chunked = (hp->flags & F_CHUNKED) != 0;
     const char *expect = http_req_header(r, "expect");
-    p->want_continue = expect && strcasecmp(expect, "100-continue") == 0 &&
-                       (hp->http_major > 1 || hp->http_minor >= 1);
+    p->want_continue = expect && strcasecmp(expect, "100-continue") == 0 && hp->http_minor >= 1;
     p->phase = HTTP__BODY;
-    return 0;
+    p->head_end = true;
+    /* Pause: http__parser_feed checks the head's line ends before reading on. */
+    return HPE_PAUSED;
 }
 
-static int on_body(http_parser *hp, const char *at, size_t len)
+static int on_body(llhttp_t *hp, const char *at, size_t len)
 {
     struct http__parser *p = hp->data;
     if (buf_append(&p->cur->body, at, len) < 0)
-        return fail(p, 413);
+        return fail(p, 413, "body over max_body_bytes");
     return 0;
 }
 
-/* Pauses the parser so that http_parser_execute returns right after this request: the bytes
- * of a pipelined next request stay with the caller until this one is answered. */
-static int on_message_complete(http_parser *hp)
+/* Pauses the parser so that llhttp_execute returns right after this request: the bytes of a
+ * pipelined next request stay with the caller until this one is answered. */
+static int on_message_complete(llhttp_t *hp)
 {
     struct http__parser *p = hp->data;
     p->done = p->cur;
     p->cur = NULL;
     p->phase = HTTP__IDLE;
     p->head_bytes = 0;
-    http_parser_pause(hp, 1);
-    return 0;
+    return HPE_PAUSED;
 }
 
-static const http_parser_settings settings = {
+static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
     .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
@@ -216,8 +267,13 @@ static const http_parser_settings settings = {
 void http__parser_init(struct http__parser *p, size_t max_header_bytes, size_t max_body_bytes)
 {
     memset(p, 0, sizeof(*p));
-    http_parser_init(&p->hp, HTTP_REQUEST);
+    llhttp_init(&p->hp, HTTP_REQUEST, &settings);
     p->hp.data = p;
+    /* Every lenient flag stays off (they are off after llhttp_init; say so explicitly). */
+    llhttp_set_lenient_headers(&p->hp, 0);
+    llhttp_set_lenient_chunked_length(&p->hp, 0);
+    llhttp_set_lenient_keep_alive(&p->hp, 0);
+    llhttp_set_lenient_transfer_encoding(&p->hp, 0);
     p->max_header_bytes = max_header_bytes;
     p->max_body_bytes = max_body_bytes;
     p->phase = HTTP__IDLE;
@@ -230,21 +286,71 @@ void http__parser_release(struct http__parser *p)
     p->cur = p->done = NULL;
 }
 
+/* Line ends of the head (RFC 9112 §2.2): every LF must follow a CR, and a line may not start
+ * with a blank (obs-fold, §5.2, or whitespace before the first field). llhttp rejects most
+ * bare LFs itself but accepts one in the blank line that ends the head. */
+static int scan_head(struct http__parser *p, const char *s, size_t n)
+{
+    unsigned char prev = p->prev;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c == '\n' && prev != '\r') || (prev == '\n' && (c == ' ' || c == '\t')))
+            return -1;
+        prev = c;
+    }
+    return 0;
+}
+
+/* Remembers the last two bytes the parser consumed, across calls. */
+static void note_tail(struct http__parser *p, const char *s, size_t n)
+{
+    if (n >= 2) {
+        p->prev2 = (unsigned char)s[n - 2];
+        p->prev = (unsigned char)s[n - 1];
+    } else if (n == 1) {
+        p->prev2 = p->prev;
+        p->prev = (unsigned char)s[0];
+    }
+}
+
+/* Runs llhttp over data[0..n) and sets *got to the bytes it consumed. */
+static int execute(struct http__parser *p, const char *data, size_t n, size_t *got)
+{
+    bool in_head = p->phase != HTTP__BODY;
+    llhttp_errno_t e = llhttp_execute(&p->hp, data, n);
+    *got = n;
+    if (e == HPE_PAUSED)
+        *got = (size_t)(llhttp_get_error_pos(&p->hp) - data);
+    if (e != HPE_OK && e != HPE_PAUSED) {
+        /* llhttp's verdict (malformed), unless one of our callbacks failed first */
+        const char *why = llhttp_get_error_reason(&p->hp);
+        return fail(p, 400, why ? why : llhttp_errno_name(e));
+    }
+    if (in_head && scan_head(p, data, *got) < 0)
+        return fail(p, 400, "bare LF or folded line in the head");
+    note_tail(p, data, *got);
+    /* The blank line after chunked trailers must be CRLF too (llhttp takes a bare LF). */
+    if (p->done && p->chunked && p->prev2 != '\r')
+        return fail(p, 400, "bare LF after the trailers");
+    if (p->done)
+        p->prev = p->prev2 = 0; /* the next request's line ends are its own */
+    if (e == HPE_PAUSED)
+        llhttp_resume(&p->hp);
+    return 0;
+}
+
 static int after_execute(struct http__parser *p, size_t got)
 {
-    if (p->done) {
-        http_parser_pause(&p->hp, 0);
+    if (p->err)
+        return -p->err;
+    if (p->done)
         return HTTP__REQ_DONE;
-    }
-    enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
-    if (!p->err && e != HPE_OK)
-        p->err = e == HPE_HEADER_OVERFLOW ? 431 : 400;
-    if (!p->err && p->phase != HTTP__BODY) {
+    if (p->phase != HTTP__BODY) {
         /* Still in the head, so every byte of this run belonged to it. Reaching the cap
          * without finishing the head means the head is over it. */
         p->head_bytes += got;
         if (p->head_bytes >= p->max_header_bytes)
-            p->err = 431;
+            fail(p, 431, "head over max_header_bytes");
     }
     return p->err ? -p->err : HTTP__NEED_MORE;
 }
@@ -253,13 +359,17 @@ int http__parser_feed(struct http__parser *p, const char *data, size_t len, size
 {
     size_t off = 0;
     int rc = p->err ? -p->err : p->done ? HTTP__REQ_DONE : HTTP__NEED_MORE;
-    while (rc == HTTP__NEED_MORE && off < len) {
+    /* After the pause at the end of a head, run once more even with no bytes left: a request
+     * without a body completes there. */
+    while (rc == HTTP__NEED_MORE && (off < len || p->head_end)) {
+        p->head_end = false;
         size_t n = len - off;
         /* While in the head, hand the parser no more than the head may still grow by, so
          * the cap is exact whatever the size of the buffers we are fed. */
         if (p->phase != HTTP__BODY && n > p->max_header_bytes - p->head_bytes)
             n = p->max_header_bytes - p->head_bytes;
-        size_t got = http_parser_execute(&p->hp, &settings, data + off, n);
+        size_t got = 0;
+        execute(p, data + off, n, &got);
         off += got;
         rc = after_execute(p, got);
     }

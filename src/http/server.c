@@ -195,8 +195,6 @@ int http_server_start(uv_loop_t *loop, const struct http_server_opts *opts, http
     int rc = parse_addr(o.host, o.port, &ss);
     if (rc < 0)
         return rc;
-    if (o.max_header_bytes >= HTTP_MAX_HEADER_SIZE)
-        http_parser_set_max_header_size((uint32_t)o.max_header_bytes + 1); /* ours is the cap */
     struct http_server *s = xcalloc(1, sizeof(*s));
     s->loop = loop;
     s->opts = o;

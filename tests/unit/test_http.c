@@ -304,6 +304,80 @@ static void test_malformed(void **state)
     http__parser_release(&p);
 }
 
+/* RFC 9112 strictness (issue 11: request smuggling through a lenient parser). Each request
+ * is fed whole, then split at every byte: the verdict may not depend on the split. */
+static void test_strict(void **state)
+{
+    static const struct {
+        const char *req;
+        int err; /* expected client error, 0 = accepted */
+    } cases[] = {
+        {"GET /api/v1/health\r\n\r\n", 400},            /* HTTP/0.9 */
+        {"GET / HTTX/1.1\r\n\r\n", 400},                /* unknown protocol name */
+        {"GET / HTTP/2.0\r\n\r\n", 505},                /* not HTTP/1.x */
+        {"GET / HTTP/1.2\r\n\r\n", 400},
+        {"GET / HTTP/1.1\nHost: a\n\n", 400},            /* bare LF everywhere */
+        {"GET / HTTP/1.1\r\nHost: a\n\r\n", 400},        /* bare LF after a field */
+        {"GET / HTTP/1.1\r\nHost: a\r\n\n", 400},        /* bare LF ending the head */
+        {"GET / HTTP/1.1\r\n\n", 400},
+        {"\nGET / HTTP/1.1\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", 400},     /* bare CR in a value */
+        {"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 400}, /* obs-fold */
+        {"GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400},    /* blank before the first field */
+        {"GET / HTTP/1.1\r\n: a\r\n\r\n", 400},         /* empty field name */
+        {"GET / HTTP/1.1\r\nHo st: a\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nContent-Length : 2\r\n\r\nab", 400}, /* space before colon */
+        {"POST / HTTP/1.1\r\nContent-Length\t: 2\r\n\r\nab", 400},
+        {"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab", 400},
+        {"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab", 400},
+        {"POST / HTTP/1.1\r\nContent-Length: 2, 2\r\n\r\nab", 400},
+        {"POST / HTTP/1.1\r\nContent-Length: +2\r\n\r\nab", 400},
+        {"POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "2\r\nab\r\n0\r\n\r\n",
+         400},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n"
+         "2\r\nab\r\n0\r\n\r\n",
+         400},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX\r\n0\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab0\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\nab\r\n0\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2 \r\nab\r\n0\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\n", 400},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\nT: x\n\r\n",
+         400},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nab\r\n0\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "fffffffffffffffff\r\nab\r\n0\r\n\r\n",
+         400},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "0\r\n\r\n",
+         400},
+        {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+        {"GET http://@/x HTTP/1.1\r\n\r\n", 400},
+        {"GET ftp://a/x HTTP/1.1\r\n\r\n", 400},
+        {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400},
+        /* still accepted */
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n2;a=\"x\"\r\nab\r\n0\r\n\r\n", 0},
+        {"POST / HTTP/1.1\r\nContent-Length: 02\r\n\r\nab", 0},
+        {"GET / HTTP/1.1\r\nX:\ta\t\r\nY:\r\n\r\n", 0},
+        {"\r\nGET / HTTP/1.0\r\n\r\n", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = strlen(cases[i].req);
+        for (size_t step = len; step >= 1; step = step > 8 ? step / 2 : step - 1) {
+            struct parsed ps;
+            parse_steps(cases[i].req, len, step, 1024, 1024, &ps);
+            if (ps.err != cases[i].err || ps.n != (cases[i].err ? 0 : 1))
+                fail_msg("case %zu step %zu: got err %d and %d requests", i, step, ps.err, ps.n);
+            parsed_free(&ps);
+        }
+    }
+}
+
 static void test_query_params(void **state)
 {
     struct parsed ps;
@@ -578,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_header_too_large),
         cmocka_unit_test(test_body_too_large),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_strict),
         cmocka_unit_test(test_query_params),
         cmocka_unit_test(test_headers_case_and_values),
         cmocka_unit_test(test_path_decoding),
