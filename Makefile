@@ -2,8 +2,8 @@
 # every test. SANITIZE=1 builds into build-asan/ with AddressSanitizer + UBSan.
 
 CC      ?= gcc
-PKGS    := libuv libcurl sqlite3 jansson
-DEB_PKGS := gcc make libuv1-dev node-llhttp libwslay-dev libcurl4-openssl-dev \
+PKGS    := libuv libcurl sqlite3 jansson libcrypto
+DEB_PKGS := gcc make libssl-dev libuv1-dev node-llhttp libwslay-dev libcurl4-openssl-dev \
             libsqlite3-dev libjansson-dev libcmocka-dev pkg-config
 # What the tests need beyond the build: node (with npm) for the black-box suites, the sqlite3 CLI to
 # build original-schema databases, chromium for the web UI and browser tests.

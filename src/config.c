@@ -36,6 +36,14 @@ static const char usage[] =
     "  --server.basePath PATH      serve the UI and every route under PATH (reverse proxy)\n"
     "  --sio-test-mode             Socket.IO conformance-suite endpoints (development only)\n"
     "\n"
+    "Access (README \"Security\"):\n"
+    "  --server.allowedHosts A,B   extra Host names (env TARKO_ALLOWED_HOSTS)\n"
+    "  --server.allowedOrigins A,B extra browser origins, exact (env TARKO_ALLOWED_ORIGINS)\n"
+    "  --server.auth.mode M        auto (token off loopback or when set), always, never\n"
+    "  --auth-token T              access token, 16+ chars (env TARKO_AUTH_TOKEN)\n"
+    "  --server.secret S           key of cookies and CSRF tokens (env TARKO_SERVER_SECRET)\n"
+    "  --server.csrf required      browser writes must carry X-CSRF-Token\n"
+    "\n"
     "Model:\n"
     "  --model.provider NAME       openai, openai-compatible, deepseek, volcengine, ollama,\n"
     "                              lm-studio, openrouter, groq (unknown = openai-compatible)\n"
@@ -85,7 +93,9 @@ static bool string_key(const char *key)
                                  "model.provider", "workspace",    "instructions",
                                  "host",           "config",       "model.displayName",
                                  "search.apiKey",  "search.baseURL", "search.provider",
-                                 "tool.include",   "tool.exclude",   "toolCallEngine"};
+                                 "tool.include",   "tool.exclude",   "toolCallEngine",
+                                 "server.auth.token", "server.secret", "server.allowedHosts",
+                                 "server.allowedOrigins"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (strcmp(keys[i], key) == 0)
             return true;
@@ -182,6 +192,7 @@ static const char *flag_key(const char *name)
         {"isolate-sessions", "workspace.isolateSessions"},
         {"thinking", "thinking.type"},   {"debug", "logLevel"},
         {"quiet", "logLevel"},           {"sio-test-mode", "sioTestMode"},
+        {"auth-token", "server.auth.token"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (strcmp(map[i][0], name) == 0)
@@ -233,7 +244,7 @@ static bool known_flag(const char *name)
         "port",        "host",        "workspace", "config",   "c",          "help",
         "isolate-sessions", "logLevel", "maxIterations", "maxTokens", "temperature",
         "thinking",    "instructions", "provider", "apiKey",   "baseURL",    "model",
-        "debug",       "quiet",       "stream",    "toolCallEngine", "open", "agent", "sio-test-mode",
+        "debug",       "quiet",       "stream",    "toolCallEngine", "open", "agent", "sio-test-mode", "auth-token",
     };
     if (strchr(name, '.'))
         return name[0] != '.' && name[strlen(name) - 1] != '.' && strstr(name, "..") == NULL;

@@ -7,6 +7,7 @@
 
 #include "agent/agent.h"
 #include "api/api.h"
+#include "auth/auth.h"
 #include "config.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -23,6 +24,7 @@ static struct {
     struct http_server *http;
     struct llm_ctx *llm;
     struct store *store;
+    struct auth *auth;
     char *workspace;     /* the configured workspace, resolved */
     uv_prepare_t commit; /* commits the events of this loop iteration before it sleeps */
     bool stopping;
@@ -85,10 +87,38 @@ static int start_mcp(struct config *cfg)
     return 0;
 }
 
+/* Says who can reach the server, and prints the sign-in link of a generated token (once, on
+ * stdout; logs never carry it). */
+static void announce_access(const struct config *cfg)
+{
+    bool local = auth_is_loopback(cfg->host);
+    int port = http_server_port(app.http);
+    const char *token = auth_generated_token(app.auth);
+    if (token) {
+        const char *h = strcmp(cfg->host, "0.0.0.0") == 0 || strcmp(cfg->host, "::") == 0
+                            ? "127.0.0.1"
+                            : cfg->host;
+        printf(strchr(h, ':') ? "sign in: http://[%s]:%d/?token=%s\n"
+                              : "sign in: http://%s:%d/?token=%s\n",
+               h, port, token);
+    }
+    if (!local && auth_token_required(app.auth))
+        log_warn("listening on %s: reachable from the network; every request needs the access "
+                 "token%s", cfg->host, token ? " printed above (sign-in link)" : "");
+    else if (!local)
+        log_warn("listening on %s with server.auth.mode never: anyone on the network can run "
+                 "commands through this server", cfg->host);
+}
+
 static int serve(struct config *cfg)
 {
     app.loop = uv_default_loop();
     char *err = NULL;
+    if (auth_new(cfg->root, cfg->host, &app.auth, &err) < 0) {
+        fprintf(stderr, "error: %s\n", err);
+        xfree(err);
+        return 1;
+    }
     if (tools_init(app.loop, cfg->root, &err) < 0) {
         fprintf(stderr, "error: %s\n", err);
         xfree(err);
@@ -106,6 +136,17 @@ static int serve(struct config *cfg)
         fprintf(stderr, "error: cannot use storage: %s\n", err);
         xfree(err);
         return 1;
+    }
+    if (!auth_has_secret(app.auth)) {
+        /* kept in the database, so that cookies and CSRF tokens survive a restart */
+        char *secret = store_meta_get(app.store, "server_secret");
+        if (secret == NULL) {
+            secret = auth_random_secret();
+            if (store_meta_set(app.store, "server_secret", secret) < 0)
+                log_warn("cannot keep the server secret: %s", store_last_error(app.store));
+        }
+        auth_set_secret(app.auth, secret);
+        xfree(secret);
     }
     rc = llm_ctx_new(app.loop, &app.llm);
     if (rc < 0) {
@@ -137,8 +178,10 @@ static int serve(struct config *cfg)
         .config = cfg->root,
         .workspace = app.workspace,
         .exclusive = cfg->exclusive,
+        .auth = app.auth,
     };
     api_init(&apo);
+    sio_set_auth(app.auth);
     struct http_server_opts ho = {
         .host = cfg->host,
         .port = cfg->port,
@@ -178,6 +221,7 @@ static int serve(struct config *cfg)
     const char *fmt = strchr(cfg->host, ':') ? "agent-tars-server listening on http://[%s]:%d\n"
                                              : "agent-tars-server listening on http://%s:%d\n";
     printf(fmt, cfg->host, http_server_port(app.http));
+    announce_access(cfg);
     fflush(stdout);
     uv_run(app.loop, UV_RUN_DEFAULT);
     store_close(app.store);
@@ -204,6 +248,7 @@ int main(int argc, char **argv)
     }
     log_set_level(cfg.log_level);
     rc = serve(&cfg);
+    auth_free(app.auth); /* here, so that every early return of serve frees it too */
     config_release(&cfg);
     return rc;
 }

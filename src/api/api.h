@@ -9,6 +9,7 @@
 #include "../http/http.h"
 #include "../llm/llm.h"
 
+struct auth;
 struct store;
 
 struct api_options {
@@ -18,6 +19,7 @@ struct api_options {
     const json_t *config;        /* the merged config tree (models, share, runtimeSettings...) */
     const char *workspace;       /* the configured workspace */
     bool exclusive;              /* server.exclusive */
+    struct auth *auth;           /* access rules (Host, Origin, token, CSRF) */
 };
 
 /* Keeps opts (borrowed for the process lifetime). */

@@ -26,6 +26,13 @@ void api__respond_json_headers(struct http_req *req, int status, const json_t *j
 /* JS truthiness, for the original's `if (!query)` checks. */
 bool api__truthy(const json_t *j);
 
+/* access.c: the gate of every request (see there). Each returns true to go on, or false when
+ * it has answered. api__access_auth sets *authed to false only for a Socket.IO request without
+ * credentials, which must then authenticate in its CONNECT packet. */
+bool api__access_front(struct http_req *req);
+bool api__access_auth(struct http_req *req, bool *authed);
+void api__csrf_token(struct http_req *req);
+
 /* query.c */
 void api__run_query(struct http_req *req, struct agent_session *s, const json_t *query,
                     enum api_flavor flavor);

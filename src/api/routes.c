@@ -3,6 +3,7 @@
  * (anchor-api.md §3.2.1) and the early routes' validation in their order and wording (§1.4). */
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../core/log.h"
 #include "../core/util.h"
@@ -18,7 +19,7 @@ enum route_id {
     R_HEALTH, R_CREATE, R_QUERY, R_QUERY_ID, R_STREAM, R_ABORT, R_ABORT_ID,
     /* final API; the ones from V_SESSIONS on go through the restore rule */
     V_LIST, V_CREATE, V_ONESHOT, V_ONESHOT_STREAM, V_VERSION, V_OPTIONS, V_MODELS,
-    V_RT_GET, V_RT_POST, V_SHARE_CONFIG, V_LATEST,
+    V_RT_GET, V_RT_POST, V_SHARE_CONFIG, V_CSRF, V_LATEST,
     V_SESSIONS, /* marker */
     V_DETAILS, V_EVENTS, V_EVENTS_STREAM, V_STATUS, V_UPDATE, V_DELETE, V_SUMMARY,
     V_SHARE, V_FILES, V_SEARCH, V_VALIDATE, V_QUERY, V_STREAM, V_ABORT, V_MODEL,
@@ -43,6 +44,7 @@ static const struct route routes[] = {
     {"GET", "/api/v1/runtime-settings", V_RT_GET},
     {"POST", "/api/v1/runtime-settings", V_RT_POST},
     {"GET", "/api/v1/share/config", V_SHARE_CONFIG},
+    {"GET", "/api/v1/csrf-token", V_CSRF},
     {"GET", "/api/v1/sessions/details", V_DETAILS},
     {"GET", "/api/v1/sessions/events", V_EVENTS},
     {"GET", "/api/v1/sessions/events/latest", V_LATEST},
@@ -210,6 +212,7 @@ static void dispatch_global(struct http_req *req, int id, const json_t *body)
     case V_MODELS: api__models(req); break;
     case V_RT_GET: api__runtime_settings_get(req); break;
     case V_RT_POST: api__runtime_settings_post(req, body); break;
+    case V_CSRF: api__csrf_token(req); break;
     case V_SHARE_CONFIG: api__share_config(req); break;
     }
 }
@@ -284,11 +287,32 @@ static bool session_given(struct http_req *req)
     return given;
 }
 
+/* A JSON body must say so: a form or text/plain POST is what a cross-site page can send
+ * without a preflight. */
+static bool json_content_type(const char *ct)
+{
+    if (ct == NULL)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, "application/json", 16) != 0)
+        return false;
+    ct += 16;
+    while (*ct == ' ')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
 void api_handle(struct http_req *req, void *data)
 {
+    if (!api__access_front(req)) /* Host, Origin, preflight, CSRF */
+        return;
     if (!ui_route_base(req)) /* server.basePath: strips it, or 404 outside it */
         return;
-    if (sio_handle(req))
+    bool authed;
+    if (!api__access_auth(req, &authed)) /* the access token */
+        return;
+    if (sio_handle(req, authed))
         return;
     const char *method = http_req_method(req);
     const char *path = http_req_path(req);
@@ -310,6 +334,10 @@ void api_handle(struct http_req *req, void *data)
     const char *text = http_req_body(req, &len);
     json_t *body = NULL;
     if (len > 0 && strcmp(method, "GET") != 0) {
+        if (!json_content_type(http_req_header(req, "content-type"))) {
+            http_respond_error(req, 415, "Content-Type must be application/json");
+            return;
+        }
         json_error_t je;
         body = json_loadb(text, len, JSON_DECODE_ANY, &je);
         if (body == NULL) {

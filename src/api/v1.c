@@ -73,14 +73,54 @@ void api__sessions_list(struct http_req *req)
     respond_obj(req, 200, json_pack("{s:o}", "sessions", list));
 }
 
+static const json_t *runtime_schema(void);
+
+/* agentOptions from a request may only choose the agent mode: anything else (mcpServers with a
+ * command, tools, a model) would let a client reconfigure the server. Answers 400 and returns
+ * false otherwise. */
+static bool agent_options_ok(struct http_req *req, const json_t *ao)
+{
+    if (ao == NULL || json_is_null(ao))
+        return true;
+    json_t *rejected = json_array();
+    const char *k;
+    json_t *v;
+    if (!json_is_object(ao))
+        json_array_append_new(rejected, json_string("(not an object)"));
+    else
+        json_object_foreach((json_t *)ao, k, v) if (strcmp(k, "agentMode") != 0)
+            json_array_append_new(rejected, json_string_lossy(k, strlen(k)));
+    if (json_array_size(rejected) == 0) {
+        json_decref(rejected);
+        return true;
+    }
+    respond_obj(req, 400, json_pack("{s:s, s:[s], s:o}", "error", "Unsupported agentOptions",
+                                    "allowed", "agentMode", "rejected", rejected));
+    return false;
+}
+
+/* The settings the server's runtimeSettings schema declares; the rest is dropped. */
+static json_t *declared_settings(const json_t *rs)
+{
+    const json_t *props = json_object_get(runtime_schema(), "properties");
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)rs, k, v) if (json_object_get(props, k))
+        json_object_set(out, k, v);
+    return out;
+}
+
 /* F2 */
 void api__session_create_v1(struct http_req *req, const json_t *body)
 {
-    json_t *extra = json_object();
     const json_t *rt = json_object_get(body, "runtimeSettings");
     const json_t *ao = json_object_get(body, "agentOptions");
+    if (!agent_options_ok(req, ao))
+        return;
+    json_t *extra = json_object();
     if (json_is_object(rt))
-        json_object_set(extra, "runtimeSettings", (json_t *)rt);
+        json_object_set_new(extra, "runtimeSettings", declared_settings(rt));
     if (json_is_object(ao))
         json_object_set(extra, "agentOptions", (json_t *)ao);
     char *err = NULL;
@@ -174,8 +214,16 @@ static json_t *update_metadata(struct agent_session *s, const json_t *patch, int
 /* F7 */
 void api__session_update(struct http_req *req, struct agent_session *s, const json_t *body)
 {
+    const json_t *md = json_object_get(body, "metadata");
+    if (!agent_options_ok(req, json_object_get(md, "agentOptions")))
+        return;
+    json_t *patch = json_is_object(md) ? json_deep_copy(md) : NULL;
+    const json_t *rt = json_object_get(patch, "runtimeSettings");
+    if (json_is_object(rt))
+        json_object_set_new(patch, "runtimeSettings", declared_settings(rt));
     int rc;
-    json_t *info = update_metadata(s, json_object_get(body, "metadata"), &rc);
+    json_t *info = update_metadata(s, patch ? patch : md, &rc);
+    json_decref(patch);
     if (info)
         respond_obj(req, 200, json_pack("{s:o}", "session", info));
     else if (rc == -ENOENT)
@@ -367,15 +415,17 @@ void api__runtime_settings_post(struct http_req *req, const json_t *body)
         http_respond_error(req, 404, "Session not found");
         return;
     }
-    json_t *patch = json_pack("{s:O}", "runtimeSettings", rs);
+    json_t *kept = declared_settings(rs);
+    json_t *patch = json_pack("{s:O}", "runtimeSettings", kept);
     int rc;
     json_t *info = update_metadata(s, patch, &rc);
     json_decref(patch);
-    if (info)
-        respond_obj(req, 200, json_pack("{s:o, s:O}", "session", info, "runtimeSettings", rs));
-    else
-        api__error2(req, 500, "Failed to update runtime settings",
-                    store_last_error(api__opts->store));
+    if (info) {
+        respond_obj(req, 200, json_pack("{s:o, s:o}", "session", info, "runtimeSettings", kept));
+        return;
+    }
+    json_decref(kept);
+    api__error2(req, 500, "Failed to update runtime settings", store_last_error(api__opts->store));
 }
 
 /* F26 */

@@ -286,10 +286,6 @@ static void conn_dispatch(struct http_conn *c, struct http_req *req)
     c->req = req;
     c->state = HTTP__CONN_HANDLER;
     conn_restart_timer(c, HTTP__T_NONE); /* a long stream must not time out */
-    if (strcmp(req->method, "OPTIONS") == 0) {
-        http__respond_options(req);
-        return;
-    }
     log_debug("conn %llu: %s %s", cid(c), req->method, req->path);
     c->in_handler = true;
     c->srv->cb(req, c->srv->data);
@@ -552,4 +548,17 @@ void http_raw_close(struct http_conn *c)
 uint64_t http_conn_id(const struct http_conn *c)
 {
     return c->id;
+}
+
+void http_req_peer(const struct http_req *req, char out[64])
+{
+    out[0] = '\0';
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (!req || !req->conn || uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&ss, &len))
+        return;
+    if (ss.ss_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)&ss, out, 64);
+    else if (ss.ss_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)&ss, out, 64);
 }

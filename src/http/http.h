@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* http.h -- HTTP/1.1 server on libuv + http-parser. Keep-alive, pipelining (requests on one
  * connection are handed to the handler one at a time, and answered in order), Content-Length
- * and chunked request bodies, chunked streaming responses, CORS, and caps/timeouts against
- * hostile peers. Everything runs on the loop thread.
+ * and chunked request bodies, chunked streaming responses, security and CORS headers (the
+ * handler decides which origin may read a response), and caps/timeouts against hostile peers. Everything runs on the loop thread.
  *
  * Lifetime of a request: the handler receives a struct http_req and must eventually finish it
  * with exactly one of http_respond*() or http_stream_start() ... http_stream_end(). The request
@@ -66,6 +66,11 @@ const char *http_req_header(const struct http_req *req, const char *name);
 /* Body bytes (NUL-terminated for convenience; may contain NULs). */
 const char *http_req_body(const struct http_req *req, size_t *len);
 uint64_t http_req_conn_id(const struct http_req *req);
+/* The peer's address as text ("127.0.0.1", "::1"); "" when unknown or gone. */
+void http_req_peer(const struct http_req *req, char out[64]);
+/* Echo origin (borrowed: a header value of req itself, e.g. its Origin) in
+ * Access-Control-Allow-Origin on the response. Without it no CORS header is sent. */
+void http_req_set_cors_origin(struct http_req *req, const char *origin);
 void http_req_on_close(struct http_req *req, http_close_cb cb, void *data);
 
 /* ---- one-shot responses (finish the request) ---- */
@@ -78,6 +83,9 @@ void http_respond_headers(struct http_req *req, int status, const char *content_
 void http_respond_json(struct http_req *req, int status, const json_t *j);
 /* {"error": msg} */
 void http_respond_error(struct http_req *req, int status, const char *msg);
+/* 204 to an OPTIONS preflight: the allowed methods and headers when a CORS origin was set,
+ * nothing CORS otherwise (the browser then refuses the real request). */
+void http_respond_preflight(struct http_req *req);
 
 /* ---- streaming responses (chunked) ---- */
 /* Sends the status line and headers. extra_headers is NULL or "Name: value\r\n..." lines. */

@@ -33,6 +33,7 @@ struct http_req {
     bool streaming;   /* http_stream_start was called */
     bool chunked_out; /* streaming with Transfer-Encoding: chunked (HTTP/1.1) */
     bool gone;        /* its close callback is running; finishing it is a no-op */
+    const char *cors_origin; /* allowed Origin to echo (points into head), or NULL */
     struct buf head;  /* url NUL (name NUL value NUL)*; capped by max_header_bytes */
     size_t url_len;
     struct http__hdr *hdrs; /* owned; nhdrs used */
@@ -179,7 +180,6 @@ void http__server_maybe_free(struct http_server *s);
 void http__append_response(struct http_conn *c, const struct http_req *req, int status,
                            const char *content_type, const char *extra_headers, const char *body,
                            size_t len, bool keep_alive);
-void http__respond_options(struct http_req *req);
 /* Writes the server's own JSON error response and closes after it. */
 void http__conn_send_error(struct http_conn *c, int status);
 

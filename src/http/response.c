@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* response.c -- formats responses into a connection's outgoing buffer: one-shot responses with
- * Content-Length, chunked streams, the CORS preflight answer and the server's own errors.
+ * Content-Length, chunked streams, CORS preflight answers and the server's own errors.
  * conn.c writes the buffer out and moves the connection on once a response is finished. */
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +28,7 @@ static const char *reason(int status)
         {206, "Partial Content"},
         {301, "Moved Permanently"},
         {302, "Found"},
+        {303, "See Other"},
         {304, "Not Modified"},
         {307, "Temporary Redirect"},
         {308, "Permanent Redirect"},
@@ -65,7 +66,11 @@ static const char *reason(int status)
     return "Unknown";
 }
 
-static void append_head(struct buf *b, int status, const char *content_type, bool keep_alive)
+/* Every response carries the security headers; CORS headers only for the origin the handler
+ * allowed with http_req_set_cors_origin (never "*"). Vary: Origin, because whether the CORS
+ * headers are there depends on it. */
+static void append_head(struct buf *b, const struct http_req *req, int status,
+                        const char *content_type, bool keep_alive)
 {
     char line[96];
     int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason(status));
@@ -79,8 +84,13 @@ static void append_head(struct buf *b, int status, const char *content_type, boo
         buf_appends(b, "Connection: keep-alive\r\n");
     else
         buf_appends(b, "Connection: close\r\n");
-    /* CORS as the original's cors() middleware: every response allows any origin. */
-    buf_appends(b, "Access-Control-Allow-Origin: *\r\n");
+    buf_appends(b, "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
+                   "Referrer-Policy: no-referrer\r\nVary: Origin\r\n");
+    if (req && req->cors_origin) {
+        buf_appends(b, "Access-Control-Allow-Origin: ");
+        buf_appends(b, req->cors_origin);
+        buf_appends(b, "\r\n");
+    }
 }
 
 void http__append_response(struct http_conn *c, const struct http_req *req, int status,
@@ -90,7 +100,7 @@ void http__append_response(struct http_conn *c, const struct http_req *req, int 
     struct buf *b = &c->out;
     if (status < 200 || status == 204 || status == 304)
         len = 0; /* RFC 9110 §6.4.1: these never carry content */
-    append_head(b, status, content_type, keep_alive);
+    append_head(b, req, status, content_type, keep_alive);
     if (extra_headers)
         buf_appends(b, extra_headers);
     char cl[48];
@@ -159,16 +169,25 @@ void http_respond_error(struct http_req *req, int status, const char *msg)
     xfree(s);
 }
 
-/* The preflight answer of the original's cors() middleware; the handler never sees OPTIONS.
- * Requested headers are echoed so that any header a browser asks for is allowed. */
-void http__respond_options(struct http_req *req)
+void http_req_set_cors_origin(struct http_req *req, const char *origin)
 {
-    const char *want = http_req_header(req, "access-control-request-headers");
-    char *extra = xasprintf("Access-Control-Allow-Methods: GET,POST,PUT,DELETE,OPTIONS\r\n"
-                            "Access-Control-Allow-Headers: %s\r\n",
-                            want && *want ? want : "Content-Type,Authorization");
-    http__append_response(req->conn, req, 204, NULL, extra, NULL, 0, req->keep_alive);
-    xfree(extra);
+    /* Header values contain no CR or LF (the parser refuses them), so it can be echoed. */
+    req->cors_origin = origin;
+}
+
+/* A CORS preflight answer: what may be sent, and the allowed origin when one was set. */
+void http_respond_preflight(struct http_req *req)
+{
+    if (!req || req->gone || req->streaming)
+        return;
+    const char *extra = req->cors_origin
+                            ? "Access-Control-Allow-Methods: GET,POST,PUT,DELETE,OPTIONS\r\n"
+                              "Access-Control-Allow-Headers: Content-Type,Authorization,"
+                              "X-CSRF-Token,Last-Event-ID\r\n"
+                              "Access-Control-Max-Age: 600\r\n"
+                            : NULL;
+    if (req->conn && !req->conn->closing)
+        http__append_response(req->conn, req, 204, NULL, extra, NULL, 0, req->keep_alive);
     finish(req, req->keep_alive);
 }
 
@@ -199,7 +218,7 @@ int http_stream_start(struct http_req *req, int status, const char *content_type
     req->chunked_out = req->http_major > 1 || req->http_minor >= 1;
     if (!req->chunked_out)
         req->keep_alive = false;
-    append_head(&c->out, status, content_type, req->keep_alive);
+    append_head(&c->out, req, status, content_type, req->keep_alive);
     if (req->chunked_out)
         buf_appends(&c->out, "Transfer-Encoding: chunked\r\n");
     if (extra_headers)

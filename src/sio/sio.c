@@ -5,6 +5,7 @@
  * packet closes its own Engine.IO connection and nothing else. */
 #include <string.h>
 
+#include "../auth/auth.h"
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../core/xalloc.h"
@@ -23,11 +24,17 @@ struct sio_client {
     struct sio_pkt bin;
     struct eio_msg **atts;
     unsigned natts;
+    bool authed;   /* the handshake carried valid credentials (or none are required) */
+    char peer[64]; /* the client's address, for the failed-attempt limit */
 };
 
 static struct {
     bool ready;
     unsigned connect_timeout_ms;
+    struct auth *auth;
+    /* what api__access_auth found for the request being handled, for on_open */
+    bool req_authed;
+    char req_peer[64];
 } sio;
 
 /* ---- sending ---- */
@@ -244,8 +251,34 @@ static void connect_error(struct sio_client *c, const char *nsp, const char *mes
     eio_msg_unref(m);
 }
 
+/* A client whose handshake carried no credentials authenticates with CONNECT's
+ * auth: {token} (what socket.io-client's `auth` option sends). */
+static bool connect_authed(struct sio_client *c, const struct sio_pkt *p)
+{
+    if (c->authed || sio.auth == NULL)
+        return true;
+    uint64_t now = mono_ms();
+    if (auth_limit_wait(sio.auth, c->peer, now) > 0) {
+        connect_error(c, p->nsp, "Too many failed authentication attempts");
+        return false;
+    }
+    const char *token = json_get_str(p->data, "token");
+    if (token && auth_token_ok(sio.auth, token)) {
+        c->authed = true;
+        return true;
+    }
+    if (token) {
+        auth_limit_fail(sio.auth, c->peer, now);
+        log_warn("sio %s: failed authentication from %s", eio_sid(c->eio), c->peer);
+    }
+    connect_error(c, p->nsp, "Authentication required");
+    return false;
+}
+
 static void on_connect_pkt(struct sio_client *c, const struct sio_pkt *p)
 {
+    if (!connect_authed(c, p))
+        return;
     const struct sio_nsp *nsp = find_nsp(p->nsp);
     if (!nsp) {
         log_info("sio %s: connect to unknown namespace '%s'", eio_sid(c->eio), p->nsp);
@@ -378,6 +411,8 @@ static void on_open(struct eio_socket *e)
 {
     struct sio_client *c = xcalloc(1, sizeof(*c));
     c->eio = e;
+    c->authed = sio.req_authed;
+    memcpy(c->peer, sio.req_peer, sizeof(c->peer));
     list_init(&c->sockets);
     eio_set_data(e, c);
     eio_set_deadline(e, sio.connect_timeout_ms);
@@ -496,10 +531,17 @@ void sio_shutdown(void)
     bridge__shutdown();
 }
 
-bool sio_handle(struct http_req *req)
+void sio_set_auth(struct auth *a)
+{
+    sio.auth = a;
+}
+
+bool sio_handle(struct http_req *req, bool authed)
 {
     if (!sio.ready)
         return false;
+    sio.req_authed = authed;
+    http_req_peer(req, sio.req_peer);
     if (eio_handle(req, "/socket.io/", &sio_handler))
         return true;
     return sio__test_mode && eio_handle(req, "/engine.io/", &echo_handler);

@@ -19,8 +19,14 @@
 int sio_init(uv_loop_t *loop, const json_t *config_root, char **err);
 /* Closes every socket (their memory goes once the loop runs); call before agent_shutdown. */
 void sio_shutdown(void);
+struct auth;
+/* The access rules (borrowed for the process lifetime) that CONNECT packets of clients without
+ * HTTP credentials are checked against; NULL = no token required. */
+void sio_set_auth(struct auth *a);
 /* Serves req if it belongs to Socket.IO (or to the test-mode /engine.io/ endpoint) and returns
- * true; false leaves it to the caller. */
-bool sio_handle(struct http_req *req);
+ * true; false leaves it to the caller. authed: the request passed the access gate with valid
+ * credentials (or none are required); otherwise a new client must send auth: {token} with
+ * CONNECT, or gets CONNECT_ERROR "Authentication required". */
+bool sio_handle(struct http_req *req, bool authed);
 
 #endif

@@ -224,3 +224,15 @@ int store_flush(struct store *st)
     clear_error(st);
     return st->ops->flush(st);
 }
+
+char *store_meta_get(struct store *st, const char *key)
+{
+    clear_error(st);
+    return st->ops->meta_get ? st->ops->meta_get(st, key) : NULL;
+}
+
+int store_meta_set(struct store *st, const char *key, const char *value)
+{
+    clear_error(st);
+    return st->ops->meta_set ? st->ops->meta_set(st, key, value) : 0;
+}

@@ -61,4 +61,11 @@ int store_events_load(struct store *st, const char *session_id, int64_t after, i
 /* Commits the open write transaction, if any. Returns 0 or <0. */
 int store_flush(struct store *st);
 
+/* ---- server metadata: small key/value pairs of the server itself (e.g. its secret) ---- */
+
+/* The value (caller owns it), or NULL when absent or when the back end keeps none (memory). */
+char *store_meta_get(struct store *st, const char *key);
+/* Stores a value durably (a no-op for the memory back end). Returns 0 or <0. */
+int store_meta_set(struct store *st, const char *key, const char *value);
+
 #endif

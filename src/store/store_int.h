@@ -38,6 +38,9 @@ struct store_ops {
     int (*events_load)(struct store *st, const char *session_id, int64_t after, int64_t limit,
                        store_event_cb cb, void *data);
     int (*flush)(struct store *st);
+    /* server metadata; NULL in back ends that keep none (memory) */
+    char *(*meta_get)(struct store *st, const char *key);
+    int (*meta_set)(struct store *st, const char *key, const char *value);
 };
 
 /* The head of every back end's state (a back end embeds it first and casts). */

@@ -480,6 +480,48 @@ static void sql_close(struct store *st)
     xfree(s);
 }
 
+/* ---- server metadata (our own table beside the original's schema) ---- */
+
+static const char meta_table[] =
+    "CREATE TABLE IF NOT EXISTS tars_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)";
+
+static char *sql_meta_get(struct store *st, const char *key)
+{
+    struct sql_store *s = sql(st);
+    sqlite3_stmt *q = NULL;
+    char *out = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT value FROM tars_meta WHERE key = ?1", -1, &q, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+            out = xstrdup((const char *)sqlite3_column_text(q, 0));
+    }
+    sqlite3_finalize(q); /* a missing table (older database) reads as no value */
+    return out;
+}
+
+static int sql_meta_set(struct store *st, const char *key, const char *value)
+{
+    struct sql_store *s = sql(st);
+    int rc = sql_flush(st);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *q = NULL;
+    rc = sqlite3_exec(s->db, meta_table, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO tars_meta (key, value) VALUES (?1, ?2)",
+                                -1, &q, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, value, -1, SQLITE_STATIC);
+        rc = sqlite3_step(q) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(s->db);
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_OK)
+        return db_fail(s, rc, "cannot write server metadata to '%s'", s->path);
+    return 0;
+}
+
 const struct store_ops store__sqlite_ops = {
     .kind = "sqlite",
     .close = sql_close,
@@ -492,6 +534,8 @@ const struct store_ops store__sqlite_ops = {
     .event_count = sql_event_count,
     .events_load = sql_events_load,
     .flush = sql_flush,
+    .meta_get = sql_meta_get,
+    .meta_set = sql_meta_set,
 };
 
 struct sqlite3 *store__sqlite_db(struct store *st)

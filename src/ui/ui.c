@@ -13,13 +13,12 @@
 
 #define BASE_TAG "<base href=\"/\">"
 /* Defence in depth: even a rendering bug could not run injected script or load remote data. */
+/* (nosniff, X-Frame-Options and Referrer-Policy come with every response of the http module.) */
 #define UI_HEADERS                                                                                 \
     "Cache-Control: no-cache\r\n"                                                                  \
-    "X-Content-Type-Options: nosniff\r\n"                                                          \
-    "Referrer-Policy: no-referrer\r\n"                                                             \
     "Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; "           \
     "img-src 'self' data:; connect-src 'self'; base-uri 'self'; form-action 'none'; "              \
-    "frame-ancestors 'self'; object-src 'none'\r\n"
+    "frame-ancestors 'none'; object-src 'none'\r\n"
 
 static char base_path[UI_MAX_BASE_BYTES];
 static char *index_html; /* the index page with the base written in (owned, process lifetime) */

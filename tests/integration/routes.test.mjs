@@ -30,27 +30,29 @@ before(async () => {
 after(() => cleanup(srv, fake));
 
 describe('health and CORS', () => {
-    test('GET /api/v1/health -> 200 {"status":"ok"}', async () => {
+    test('GET /api/v1/health -> 200 {"status":"ok"} with the security headers, no CORS without Origin', async () => {
         const r = await get(srv, '/api/v1/health');
         assert.equal(r.status, 200);
         assert.deepEqual(r.json, { status: 'ok' });
         assert.match(r.headers.get('content-type'), /^application\/json/);
-        assert.equal(r.headers.get('access-control-allow-origin'), '*');
+        assert.equal(r.headers.get('access-control-allow-origin'), null);
+        assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+        assert.equal(r.headers.get('x-frame-options'), 'DENY');
+        assert.equal(r.headers.get('referrer-policy'), 'no-referrer');
+        assert.match(r.headers.get('vary') || '', /Origin/);
     });
 
-    test('OPTIONS preflight -> 204 with CORS headers', async () => {
+    test('OPTIONS preflight -> 204 with CORS headers for the same origin only', async () => {
         const allowed = (r) => (r.headers.get('access-control-allow-headers') || '').toLowerCase().split(',').map((s) => s.trim());
         for (const p of ['/api/sessions/query', '/api/v1/health', '/anything/at/all']) {
-            // without Access-Control-Request-Headers: the default list
-            let r = await request(srv, 'OPTIONS', p, undefined, { headers: { origin: 'http://example.test' } });
+            let r = await request(srv, 'OPTIONS', p, undefined, { headers: { origin: srv.url } });
             assert.equal(r.status, 204, p);
             assert.equal(r.text, '');
-            assert.equal(r.headers.get('access-control-allow-origin'), '*');
+            assert.equal(r.headers.get('access-control-allow-origin'), srv.url);
             const methods = (r.headers.get('access-control-allow-methods') || '').split(',').map((s) => s.trim());
             for (const m of ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS']) assert.ok(methods.includes(m), `allow-methods has ${m}`);
-            assert.ok(allowed(r).includes('content-type'), 'allow-headers has Content-Type');
-            assert.ok(allowed(r).includes('authorization'), 'allow-headers has Authorization');
-            // a real browser preflight: every requested header must be allowed
+            for (const h of ['content-type', 'authorization', 'x-csrf-token']) assert.ok(allowed(r).includes(h), `allow-headers has ${h}`);
+            // another origin: refused, and nothing that would let a browser go on
             r = await request(srv, 'OPTIONS', p, undefined, {
                 headers: {
                     origin: 'http://example.test',
@@ -58,19 +60,19 @@ describe('health and CORS', () => {
                     'access-control-request-headers': 'content-type,authorization',
                 },
             });
-            assert.equal(r.status, 204, p);
-            assert.equal(r.headers.get('access-control-allow-origin'), '*');
-            assert.ok(allowed(r).includes('content-type'), 'requested Content-Type is allowed');
-            assert.ok(allowed(r).includes('authorization'), 'requested Authorization is allowed');
+            assert.equal(r.status, 403, p);
+            assert.deepEqual(r.json.error, 'Origin not allowed');
+            assert.equal(r.headers.get('access-control-allow-origin'), null);
+            assert.equal(r.headers.get('access-control-allow-methods'), null);
         }
     });
 
-    test('error responses carry CORS too', async () => {
-        const r = await post(srv, '/api/sessions/query', {});
+    test('error responses carry CORS for an allowed origin too', async () => {
+        const r = await post(srv, '/api/sessions/query', {}, { headers: { origin: srv.url } });
         assert.equal(r.status, 400);
-        assert.equal(r.headers.get('access-control-allow-origin'), '*');
-        const r2 = await get(srv, '/nope');
-        assert.equal(r2.headers.get('access-control-allow-origin'), '*');
+        assert.equal(r.headers.get('access-control-allow-origin'), srv.url);
+        const r2 = await get(srv, '/nope', { headers: { origin: srv.url } });
+        assert.equal(r2.headers.get('access-control-allow-origin'), srv.url);
     });
 });
 

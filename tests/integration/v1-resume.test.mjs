@@ -38,7 +38,7 @@ function assertSseHeaders(out) {
     assert.equal(out.status, 200, out.raw);
     assert.match(out.headers.get('content-type') || '', /^text\/event-stream/);
     assert.equal(out.headers.get('cache-control'), 'no-cache');
-    assert.equal(out.headers.get('access-control-allow-origin'), '*');
+    assert.equal(out.headers.get('x-content-type-options'), 'nosniff');
 }
 
 /** The frames of a GET stream that follows a run: framing, ids and the stored log. */

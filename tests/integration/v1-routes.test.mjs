@@ -54,13 +54,13 @@ after(() => cleanup(srv, fake));
 const qs = (sid) => `sessionId=${encodeURIComponent(sid)}`;
 
 /** Asserts the shape of a SessionInfo from this server. */
-function assertSessionInfo(s, sid) {
+function assertSessionInfo(s, sid, server = srv) {
     assert.equal(s.id, sid);
     for (const k of Object.keys(s)) assert.ok(['id', 'createdAt', 'updatedAt', 'workspace', 'metadata'].includes(k), `unexpected SessionInfo key ${k}`);
     assert.ok(Number.isInteger(s.createdAt) && Number.isInteger(s.updatedAt), JSON.stringify(s));
     assert.ok(s.updatedAt >= s.createdAt);
     assert.ok(Math.abs(s.createdAt - Date.now()) < 600000, `createdAt ${s.createdAt} is a current ms time`);
-    assert.equal(s.workspace, srv.workspace);
+    assert.equal(s.workspace, server.workspace);
 }
 
 /** Starts a slow streaming run and resolves once the model is answering it. */
@@ -107,7 +107,7 @@ describe('session-restore rule', () => {
                     : await post(srv, p, extra);
             assert.equal(r.status, 400, `${method} ${p}: ${r.status} ${r.text}`);
             assert.deepEqual(r.json, SID_REQUIRED, `${method} ${p}`);
-            assert.equal(r.headers.get('access-control-allow-origin'), '*');
+            assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
         }
     });
 
@@ -179,10 +179,20 @@ describe('sessions: create, list, details, update, delete', () => {
         assert.deepEqual(r3.json, { error: 'Invalid JSON body' });
     });
 
-    test('create keeps runtimeSettings and agentOptions in the metadata', async () => {
-        const { session } = await createV1(srv, { runtimeSettings: { mode: 'fast' }, agentOptions: { note: 'once' } });
-        assert.deepEqual(session.metadata.runtimeSettings, { mode: 'fast' });
-        assert.deepEqual(session.metadata.agentOptions, { note: 'once' });
+    test('create keeps agentOptions.agentMode; undeclared runtimeSettings are dropped; other agentOptions -> 400', async () => {
+        const { session } = await createV1(srv, { runtimeSettings: { mode: 'fast' }, agentOptions: { agentMode: 'omni' } });
+        assert.deepEqual(session.metadata.runtimeSettings, {}, 'this server declares no runtime settings');
+        assert.deepEqual(session.metadata.agentOptions, { agentMode: 'omni' });
+        const before = (await listSessions(srv)).length;
+        const bad = { agentMode: 'omni', mcpServers: { evil: { command: 'touch', args: ['/tmp/pwned'] } }, model: 'x' };
+        const r = await post(srv, '/api/v1/sessions/create', { agentOptions: bad });
+        assert.equal(r.status, 400, r.text);
+        assert.deepEqual(r.json, { error: 'Unsupported agentOptions', allowed: ['agentMode'], rejected: ['mcpServers', 'model'] });
+        assert.equal((await listSessions(srv)).length, before, 'no session was created');
+        const sid = session.id;
+        const u = await post(srv, '/api/v1/sessions/update', { sessionId: sid, metadata: { agentOptions: { tools: [] } } });
+        assert.equal(u.status, 400, u.text);
+        assert.deepEqual(u.json.rejected, ['tools']);
     });
 
     test('GET /api/v1/sessions: SessionInfo list, updatedAt desc; details equal the list entries', async () => {
@@ -764,15 +774,24 @@ describe('server-wide routes', () => {
         assert.deepEqual(s2.json, empty);
     });
 
-    test('POST /api/v1/runtime-settings: stored in metadata; history survives the agent re-creation', async () => {
+    test('POST /api/v1/runtime-settings: declared keys stored in metadata, others dropped; history survives the agent re-creation', async () => {
+        const sch = await startServer({ fake, args: ['--server.runtimeSettings.schema.properties.mode.type', 'string'] });
+        try {
+            await runtimeSettingsCase(sch);
+        } finally {
+            await cleanup(sch);
+        }
+    });
+
+    async function runtimeSettingsCase(srv) {
         const { sessionId } = await createV1(srv);
         const q1 = q('text', 'before settings');
         assert.equal((await post(srv, '/api/v1/sessions/query', { sessionId, query: q1 })).status, 200);
-        const r = await post(srv, '/api/v1/runtime-settings', { sessionId, runtimeSettings: { mode: 'fast' } });
+        const r = await post(srv, '/api/v1/runtime-settings', { sessionId, runtimeSettings: { mode: 'fast', undeclared: 1 } });
         assert.equal(r.status, 200, r.text);
         assert.deepEqual(Object.keys(r.json).sort(), ['runtimeSettings', 'session']);
         assert.deepEqual(r.json.runtimeSettings, { mode: 'fast' });
-        assertSessionInfo(r.json.session, sessionId);
+        assertSessionInfo(r.json.session, sessionId, srv);
         assert.deepEqual(r.json.session.metadata.runtimeSettings, { mode: 'fast' });
         const d = await get(srv, `/api/v1/sessions/details?${qs(sessionId)}`);
         assert.deepEqual(d.json.session.metadata.runtimeSettings, { mode: 'fast' });
@@ -782,7 +801,7 @@ describe('server-wide routes', () => {
         assert.deepEqual(msgs.map((m) => m.role), ['system', 'user', 'assistant', 'user']);
         assert.equal(msgs[1].content, q1);
         assert.equal(msgs[2].content, textReply(q1));
-    });
+    }
 
     test('POST /api/v1/runtime-settings errors', async () => {
         const { sessionId } = await createV1(srv);

@@ -530,7 +530,11 @@ static void e2e_handler(struct http_req *req, void *data)
     struct e2e *t = data;
     t->handled++;
     const char *path = http_req_path(req);
-    if (strcmp(path, "/json") == 0) {
+    if (strcmp(http_req_method(req), "OPTIONS") == 0) {
+        /* the handler decides; here every origin that asks is allowed */
+        http_req_set_cors_origin(req, http_req_header(req, "origin"));
+        http_respond_preflight(req);
+    } else if (strcmp(path, "/json") == 0) {
         json_t *j = json_pack("{s:s}", "status", "ok");
         http_respond_json(req, 200, j);
         json_decref(j);
@@ -558,7 +562,7 @@ static void *client_thread(void *arg)
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
         const char *batch = "GET /json HTTP/1.1\r\nHost: x\r\n\r\n"
-                            "OPTIONS /anything HTTP/1.1\r\nHost: x\r\n\r\n"
+                            "OPTIONS /anything HTTP/1.1\r\nHost: x\r\nOrigin: http://o.test\r\n\r\n"
                             "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"
                             "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
         ssize_t w = write(fd, batch, strlen(batch));
@@ -613,7 +617,7 @@ static void test_e2e(void **state)
 
     assert_false(t->guard_fired);
     assert_true(t->client_ok);
-    assert_int_equal(t->handled, 4); /* OPTIONS never reaches the handler */
+    assert_int_equal(t->handled, 5); /* OPTIONS too: the handler decides on CORS */
     assert_int_equal(t->closed_cbs, 1);
     const char *json = strstr(t->got, "{\"status\":\"ok\"}");
     const char *opt = strstr(t->got, "HTTP/1.1 204 No Content\r\n");
@@ -628,10 +632,13 @@ static void test_e2e(void **state)
     assert_true(json < opt && opt < ev1 && ev1 < ev2 && ev2 < nf); /* answered in order */
     assert_non_null(strstr(t->got, "HTTP/1.1 200 OK\r\nContent-Type: application/json; "
                                    "charset=utf-8\r\nConnection: keep-alive\r\n"
-                                   "Access-Control-Allow-Origin: *\r\nContent-Length: 15\r\n\r\n"
-                                   "{\"status\":\"ok\"}"));
-    assert_non_null(strstr(opt, "Access-Control-Allow-Methods: GET,POST,PUT,DELETE,OPTIONS\r\n"
-                                "Access-Control-Allow-Headers: Content-Type,Authorization\r\n"
+                                   "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
+                                   "Referrer-Policy: no-referrer\r\nVary: Origin\r\n"
+                                   "Content-Length: 15\r\n\r\n{\"status\":\"ok\"}"));
+    assert_non_null(strstr(opt, "Access-Control-Allow-Origin: http://o.test\r\n"
+                                "Access-Control-Allow-Methods: GET,POST,PUT,DELETE,OPTIONS\r\n"
+                                "Access-Control-Allow-Headers: Content-Type,Authorization,"
+                                "X-CSRF-Token,Last-Event-ID\r\nAccess-Control-Max-Age: 600\r\n"
                                 "Content-Length: 0\r\n\r\n"));
     assert_non_null(
         strstr(t->got, "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n\r\n"));

@@ -49,7 +49,7 @@ export function assertStreamHeaders(out) {
     assert.equal(out.status, 200);
     assert.match(out.headers.get('content-type') || '', /^text\/event-stream/);
     assert.equal(out.headers.get('cache-control'), 'no-cache');
-    assert.equal(out.headers.get('access-control-allow-origin'), '*');
+    assert.equal(out.headers.get('x-content-type-options'), 'nosniff');
 }
 
 /** All deltas and the final message of one LLM call share a msg_ id; returns the id. */
