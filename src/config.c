@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <stdint.h>
 
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -156,8 +158,26 @@ static void merge(json_t *dst, json_t *src)
     }
 }
 
-static int load_file(json_t *root, const char *path, char **err)
+static void strv_push(char ***v, const char *s)
 {
+    size_t n = 0;
+    while (*v != NULL && (*v)[n] != NULL)
+        n++;
+    *v = xrealloc(*v, (n + 2) * sizeof(char *));
+    (*v)[n] = xstrdup(s);
+    (*v)[n + 1] = NULL;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+        xfree(v[i]);
+    xfree(v);
+}
+
+static int load_file(json_t *root, const char *path, char ***files, char **err)
+{
+    strv_push(files, path);
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);
     if (j == NULL) {
@@ -271,7 +291,7 @@ static void apply_flag(json_t *flags, const char *name, const char *value)
     set_dotted(flags, key, v);
 }
 
-static int parse_argv(json_t *root, int argc, char **argv, char **err)
+static int parse_argv(json_t *root, int argc, char **argv, char ***files, char **err)
 {
     json_t *flags = json_object();
     char *workspace = NULL;
@@ -288,7 +308,7 @@ static int parse_argv(json_t *root, int argc, char **argv, char **err)
         } else if (strcmp(name, "help") == 0)
             rc = 1;
         else if (strcmp(name, "config") == 0 || strcmp(name, "c") == 0)
-            rc = load_file(root, f.value, err);
+            rc = load_file(root, f.value, files, err);
         else if (strcmp(name, "workspace") == 0) {
             xfree(workspace);
             workspace = xstrdup(f.value ? f.value : "");
@@ -366,7 +386,7 @@ static char *get_str(json_t *root, const char *key)
 
 /* The original reads a --model.apiKey / --model.baseURL value that looks like an environment
  * variable name (^[A-Z][A-Z0-9_]*$) from that variable when it is set. */
-static char *from_env_name(char *v)
+static char *from_env_name(char *v, char ***names)
 {
     if (v == NULL || !isupper((unsigned char)v[0]))
         return v;
@@ -376,14 +396,20 @@ static char *from_env_name(char *v)
     const char *e = getenv(v);
     if (e == NULL || *e == '\0')
         return v;
+    if (names != NULL)
+        strv_push(names, v);
     xfree(v);
     return xstrdup(e);
 }
 
-static char *env_dup(const char *name)
+static char *env_dup(const char *name, char ***names)
 {
     const char *e = getenv(name);
-    return e && *e ? xstrdup(e) : NULL;
+    if (e == NULL || *e == '\0')
+        return NULL;
+    if (names != NULL)
+        strv_push(names, name);
+    return xstrdup(e);
 }
 
 static void read_model(struct config *c)
@@ -394,17 +420,17 @@ static void read_model(struct config *c)
     json_t *m = json_is_object(use) ? use : get_path(root, "model");
     c->provider = json_is_object(m) ? get_str(m, "provider") : NULL;
     c->model_id = json_is_object(m) ? get_str(m, json_is_object(use) ? "model" : "id") : NULL;
-    c->base_url = from_env_name(json_is_object(m) ? get_str(m, "baseURL") : NULL);
-    c->api_key = from_env_name(json_is_object(m) ? get_str(m, "apiKey") : NULL);
+    c->base_url = from_env_name(json_is_object(m) ? get_str(m, "baseURL") : NULL, NULL);
+    c->api_key = from_env_name(json_is_object(m) ? get_str(m, "apiKey") : NULL, &c->key_env);
     if (c->provider == NULL)
         c->provider = xstrdup("openai");
     if (c->model_id == NULL)
         c->model_id = xstrdup("gpt-4o");
     bool anthropic = strcmp(c->provider, "anthropic") == 0;
     if (c->base_url == NULL)
-        c->base_url = env_dup(anthropic ? "ANTHROPIC_BASE_URL" : "OPENAI_BASE_URL");
+        c->base_url = env_dup(anthropic ? "ANTHROPIC_BASE_URL" : "OPENAI_BASE_URL", NULL);
     if (c->api_key == NULL)
-        c->api_key = env_dup(anthropic ? "ANTHROPIC_API_KEY" : "OPENAI_API_KEY");
+        c->api_key = env_dup(anthropic ? "ANTHROPIC_API_KEY" : "OPENAI_API_KEY", &c->key_env);
     const char *def = config_provider_base_url(c->provider);
     bool keyless = strcmp(c->provider, "ollama") == 0 || strcmp(c->provider, "lm-studio") == 0;
     if (c->base_url == NULL && def && (c->api_key || keyless))
@@ -531,7 +557,7 @@ int config_load(struct config *c, int argc, char **argv, char **err)
     memset(c, 0, sizeof(*c));
     c->root = json_object();
     *err = NULL;
-    int rc = parse_argv(c->root, argc, argv, err);
+    int rc = parse_argv(c->root, argc, argv, &c->config_files, err);
     if (rc == 1) {
         fputs(usage, stdout);
         return 1;
@@ -553,5 +579,77 @@ void config_release(struct config *c)
     xfree(c->model_error);
     xfree(c->instructions);
     xfree(c->storage_path);
+    strv_free(c->config_files);
+    strv_free(c->key_env);
     memset(c, 0, sizeof(*c));
+}
+
+/* ---- keeping secrets out of children and /proc ---- */
+
+static bool secret_flag(const char *name, size_t len)
+{
+    static const char *const words[] = {"key", "token", "secret", "password"};
+    for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+        size_t k = strlen(words[w]);
+        for (size_t i = 0; i + k <= len; i++)
+            if (strncasecmp(name + i, words[w], k) == 0)
+                return true;
+    }
+    return false;
+}
+
+static void redact(char *s)
+{
+    for (; *s; s++)
+        *s = '*';
+}
+
+static void redact_argv(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) != 0)
+            continue;
+        const char *name = argv[i] + 2;
+        char *eq = strchr(argv[i], '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        if (!secret_flag(name, len))
+            continue;
+        if (eq != NULL)
+            redact(eq + 1);
+        else if (i + 1 < argc)
+            redact(argv[++i]);
+    }
+}
+
+extern char **environ;
+static char **env_copy; /* the environment on the heap; kept reachable for leak checkers */
+
+/* The initial environment strings sit just above argv's on the stack, where
+ * /proc/<pid>/environ reads them whatever environ says later: copy them to the heap, point
+ * environ there, and zero the originals. Strings elsewhere (set by setenv) are left alone. */
+static void env_off_stack(int argc, char **argv)
+{
+    size_t n = 0;
+    while (environ[n] != NULL)
+        n++;
+    char **old = environ;
+    env_copy = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        env_copy[i] = xstrdup(old[i]);
+    environ = env_copy;
+    uintptr_t lo = (uintptr_t)argv[argc - 1];
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t p = (uintptr_t)old[i];
+        if (p > lo && p - lo < (uintptr_t)64 << 20)
+            explicit_bzero(old[i], strlen(old[i]));
+    }
+}
+
+void config_hide_secrets(struct config *c, int argc, char **argv)
+{
+    for (size_t i = 0; c->key_env != NULL && c->key_env[i] != NULL; i++)
+        unsetenv(c->key_env[i]);
+    redact_argv(argc, argv);
+    if (argc > 0 && environ != NULL)
+        env_off_stack(argc, argv);
 }

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "agent/agent.h"
 #include "api/api.h"
@@ -226,6 +227,7 @@ static int serve(struct config *cfg)
     uv_run(app.loop, UV_RUN_DEFAULT);
     store_close(app.store);
     xfree(app.workspace);
+    tools_set_hidden_paths(NULL);
     rc = uv_loop_close(app.loop);
     if (rc != 0)
         log_warn("event loop closed with handles still open: %s", uv_strerror(rc));
@@ -234,6 +236,12 @@ static int serve(struct config *cfg)
 
 int main(int argc, char **argv)
 {
+    /* The same binary is the command helper of run_command without a sandbox (tools.h). */
+    if (argc > 1 && strcmp(argv[1], TOOLS_HELPER_FLAG) == 0)
+        return tools_command_helper_main(argc, argv);
+    /* Not dumpable: no core file with our keys, and /proc/<pid>/{environ,mem,fd,...} of the
+     * server closed to processes of the same user (commands, when they run unsandboxed). */
+    prctl(PR_SET_DUMPABLE, 0);
     json_set_alloc_funcs(xmalloc, xfree);
     signal(SIGPIPE, SIG_IGN);
     struct config cfg;
@@ -246,6 +254,7 @@ int main(int argc, char **argv)
         config_release(&cfg);
         return rc < 0 ? 2 : 0;
     }
+    config_hide_secrets(&cfg, argc, argv);
     log_set_level(cfg.log_level);
     rc = serve(&cfg);
     auth_free(app.auth); /* here, so that every early return of serve frees it too */

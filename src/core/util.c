@@ -2,6 +2,9 @@
 /* util.c -- clocks, ids, JSON helpers. */
 #include "util.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -166,4 +169,23 @@ char *json_dump_compact(const json_t *j, size_t *len)
 const char *json_get_str(const json_t *obj, const char *key)
 {
     return json_string_value(json_object_get(obj, key));
+}
+
+void fd_cloexec_all(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return;
+    int self = dirfd(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(de->d_name, &end, 10);
+        if (*end != '\0' || end == de->d_name || fd < 3 || fd == self)
+            continue;
+        int flags = fcntl((int)fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC))
+            fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+    closedir(d);
 }

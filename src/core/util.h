@@ -21,6 +21,10 @@ void nanoid(char out[22]);
 /* Writes n random base36 chars plus NUL into out[n+1]. */
 void rand_base36(char *out, size_t n);
 
+/* Marks every open descriptor above 2 close-on-exec (from /proc/self/fd), libraries' sockets
+ * and pipes included, so that a child spawned next inherits none of them (issue 10). */
+void fd_cloexec_all(void);
+
 /* A JSON string from bytes that may not be valid UTF-8: invalid sequences become U+FFFD, so
  * file contents and process output can always be put into events. Returns a new reference. */
 json_t *json_string_lossy(const char *s, size_t len);

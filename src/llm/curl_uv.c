@@ -9,7 +9,10 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include <sys/socket.h>
+
 #include "../core/log.h"
+#include "../core/util.h"
 #include "../core/xalloc.h"
 
 /* A socket curl wants watched. Indexed by fd in cu->socks so the socket callback never needs
@@ -336,6 +339,13 @@ static size_t on_header(char *p, size_t size, size_t n, void *userp)
 
 /* ---- public API ------------------------------------------------------------------------- */
 
+/* Every socket curl opens is close-on-exec, so no command or MCP server we spawn inherits our
+ * connection to the model (issue 10). */
+static curl_socket_t on_open_socket(void *data, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 int curl_uv_new(uv_loop_t *loop, struct curl_uv **out)
 {
     struct curl_uv *cu = xcalloc(1, sizeof(*cu));
@@ -345,6 +355,8 @@ int curl_uv_new(uv_loop_t *loop, struct curl_uv **out)
         xfree(cu);
         return -ENOMEM;
     }
+    /* The multi handle's wake-up pair (curl_multi_wakeup) is made without O_CLOEXEC. */
+    fd_cloexec_all();
     int rc = uv_timer_init(loop, &cu->timer);
     if (rc < 0) {
         curl_multi_cleanup(cu->multi);
@@ -381,6 +393,7 @@ struct curl_uv_xfer *curl_uv_add(struct curl_uv *cu, CURL *easy, struct curl_sli
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     x->next = cu->xfers;
     if (cu->xfers)
         cu->xfers->prev = x;

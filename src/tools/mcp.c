@@ -25,6 +25,8 @@
 #include "llm/curl_uv.h"
 #include "llm/sse_reader.h"
 #include "mcp_int.h"
+#include "tools.h"
+#include "tools_int.h"
 
 #define PROTOCOL_VERSION "2025-06-18"
 #define CLIENT_NAME "agent-tars-server"
@@ -95,6 +97,7 @@ struct mcp_server {
     uint64_t retry_at;        /* mono_ms before which no restart happens */
     /* stdio */
     char **argv, **envp, *cwd;
+    bool sandbox; /* mcpServers.<name>.sandbox: run under bubblewrap like the commands */
     struct child *child;
     /* Streamable HTTP */
     char *url;
@@ -1046,8 +1049,28 @@ static struct child *child_new(struct mcp_server *s)
     return c;
 }
 
+/* The argv that starts s: its own, or (sandbox) bwrap's with the workspace bound read-write,
+ * the network on, and the workspace (or its configured cwd) as the working directory. */
+static char **stdio_argv(struct mcp_server *s)
+{
+    size_t n = 0;
+    while (s->argv[n] != NULL)
+        n++;
+    if (!s->sandbox) {
+        char **v = xcalloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
+            v[i] = xstrdup(s->argv[i]);
+        return v;
+    }
+    const char *ws = tool__sandbox_workspace();
+    workspace_mkdirs(ws);
+    return tool__sandbox_argv(ws, s->cwd ? s->cwd : ws, s->argv, true);
+}
+
 static int stdio_open(struct mcp_server *s, char **err)
 {
+    char **argv = stdio_argv(s);
+    fd_cloexec_all(); /* the child inherits its three pipes and nothing else */
     struct child *c = child_new(s);
     uv_stdio_container_t io[3] = {
         {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&c->in},
@@ -1056,15 +1079,16 @@ static int stdio_open(struct mcp_server *s, char **err)
     };
     uv_process_options_t o = {
         .exit_cb = on_child_exit,
-        .file = s->argv[0],
-        .args = s->argv,
+        .file = argv[0],
+        .args = argv,
         .env = s->envp,
-        .cwd = s->cwd,
+        .cwd = s->sandbox ? NULL : s->cwd, /* in the sandbox: bwrap --chdir */
         .flags = UV_PROCESS_DETACHED, /* setsid: its own process group, killed as a whole */
         .stdio_count = 3,
         .stdio = io,
     };
     int rc = uv_spawn(M.loop, &c->proc, &o);
+    tool__strv_free(argv);
     c->open++; /* the process handle is initialized even when the spawn failed */
     if (rc < 0) {
         *err = xasprintf("cannot spawn '%s': %s", s->argv[0], uv_strerror(rc));
@@ -1081,7 +1105,8 @@ static int stdio_open(struct mcp_server *s, char **err)
     uv_read_start((uv_stream_t *)&c->out, on_alloc, on_out_read);
     uv_read_start((uv_stream_t *)&c->err, on_alloc, on_err_read);
     s->child = c;
-    log_info("mcp server '%s' started: %s (pid %d)", s->name, s->argv[0], c->pid);
+    log_info("mcp server '%s' started: %s (pid %d%s)", s->name, s->argv[0], c->pid,
+             s->sandbox ? ", sandboxed" : "");
     return 0;
 }
 
@@ -1528,7 +1553,28 @@ static int read_stdio(struct mcp_server *s, const json_t *cfg, char **err)
     if (cwd)
         s->cwd = xstrdup(json_string_value(cwd));
     s->ops = &stdio_ops;
-    return env_build(s, json_is_object(env) ? env : NULL, err);
+    const json_t *sandbox = json_object_get(cfg, "sandbox");
+    if (sandbox && !json_is_boolean(sandbox) && !json_is_null(sandbox)) {
+        *err = xasprintf("mcpServers.%s.sandbox must be true or false", s->name);
+        return -EINVAL;
+    }
+    s->sandbox = json_is_true(sandbox);
+    if (s->sandbox && tool__sandbox_mode() != TOOL_SANDBOX_BWRAP) {
+        *err = xasprintf("mcpServers.%s.sandbox needs the bubblewrap sandbox, which is off "
+                         "(command.sandbox none, or bwrap missing: apt-get install bubblewrap)",
+                         s->name);
+        return -EINVAL;
+    }
+    int rc = env_build(s, json_is_object(env) ? env : NULL, err);
+    /* In the sandbox the server's home is absent: HOME is the private /tmp, where npx and
+     * friends keep their caches for the sandbox's lifetime, unless the config sets one. */
+    for (size_t i = 0; rc == 0 && s->sandbox && s->envp[i] != NULL; i++)
+        if (strncmp(s->envp[i], "HOME=", 5) == 0 &&
+            json_object_get(json_is_object(env) ? env : NULL, "HOME") == NULL) {
+            xfree(s->envp[i]);
+            s->envp[i] = xstrdup("HOME=/tmp");
+        }
+    return rc;
 }
 
 static int read_http(struct mcp_server *s, const json_t *cfg, char **err)

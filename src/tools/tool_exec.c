@@ -1,16 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* tool_exec.c -- run_command and run_script as the original's commands server offers them
  * (agent-tools-llm.md §2.1, §3.3): `/bin/sh -c <command>` (for run_script, the interpreter
- * command with the script piped to its stdin), spawned with uv_spawn on the loop in a process
- * group of its own (UV_PROCESS_DETACHED: setsid), in the workspace, with an environment
- * scrubbed of the server's secrets, capped stdout/stderr, and the whole group SIGKILLed on
- * timeout and on abort. The result is the commands server's content array: an ERROR part when
- * the command failed, then STDOUT and STDERR parts. See docs/internals/TOOLS.md. */
+ * command with the script piped to its stdin), spawned with uv_spawn on the loop in the
+ * workspace, in a bubblewrap sandbox (sandbox.c) or under the command helper (helper.c), with an
+ * allow-listed environment, capped stdout/stderr, and every process of the command killed on
+ * timeout, abort and shutdown. The result is the commands server's content array: an ERROR part
+ * when the command failed, then STDOUT and STDERR parts. See docs/internals/TOOLS.md. */
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,12 +20,11 @@
 #include "tools.h"
 #include "tools_int.h"
 
-extern char **environ;
-
 #define EXEC_TIMEOUT_MS 60000         /* default of "command": {"timeoutMs"} */
 #define EXEC_MAX_OUTPUT (1024 * 1024) /* default of "command": {"maxOutputBytes"}, per stream */
 #define EXEC_GRACE_MS 1000            /* after the shell exits, wait this long for its pipes */
 #define EXEC_READ_CHUNK (64 * 1024)
+#define EXEC_HELPER_GRACE_MS 3000     /* the helper's kill sweep normally takes milliseconds */
 
 enum exec_phase {
     PH_RUNNING, /* the shell runs; the timer is the timeout */
@@ -56,6 +54,9 @@ struct exec_job {
     enum exec_phase phase;
     enum exec_kill killed;
     bool spawned;
+    bool helper;                  /* run under the command helper (no sandbox) */
+    bool term_sent;               /* the helper got SIGTERM; the timer is its grace period */
+    bool helper_killed;           /* the helper outlived its grace period: group SIGKILL */
     bool stdin_open;              /* pipes[0] is initialized and not closed yet */
     int64_t exit_status;          /* valid once the shell exited */
     int term_signal;              /* 0 unless the shell died of a signal */
@@ -67,43 +68,15 @@ struct exec_job {
 static struct {
     uint64_t timeout_ms;
     size_t max_output;
-    char **secret_values; /* NULL-terminated; env values equal to these are dropped */
     struct exec_job *jobs;
-} ex = {EXEC_TIMEOUT_MS, EXEC_MAX_OUTPUT, NULL, NULL};
+} ex = {EXEC_TIMEOUT_MS, EXEC_MAX_OUTPUT, NULL};
 
 /* ---------------------------------------------------------------- config */
-
-static void secrets_free(void)
-{
-    for (size_t i = 0; ex.secret_values != NULL && ex.secret_values[i] != NULL; i++)
-        xfree(ex.secret_values[i]);
-    xfree(ex.secret_values);
-    ex.secret_values = NULL;
-}
-
-/* The configured API keys: an environment variable holding one of them is dropped whatever its
- * name. Very short values are ignored, as they would match innocent variables. */
-static void add_secret(const json_t *obj, const char *where, const char *key)
-{
-    char *v = NULL, *err = NULL;
-    if (tool__cfg_str(obj, where, key, &v, &err) < 0 || v == NULL || strlen(v) < 8) {
-        xfree(v);
-        xfree(err);
-        return;
-    }
-    size_t n = 0;
-    while (ex.secret_values != NULL && ex.secret_values[n] != NULL)
-        n++;
-    ex.secret_values = xrealloc(ex.secret_values, (n + 2) * sizeof(char *));
-    ex.secret_values[n] = v;
-    ex.secret_values[n + 1] = NULL;
-}
 
 int tool__exec_init(const json_t *root, char **err)
 {
     ex.timeout_ms = EXEC_TIMEOUT_MS;
     ex.max_output = EXEC_MAX_OUTPUT;
-    secrets_free();
     const json_t *cmd = json_object_get(root, "command");
     if (cmd != NULL && !json_is_null(cmd) && !json_is_object(cmd)) {
         *err = xstrdup("'command' must be an object");
@@ -115,80 +88,18 @@ int tool__exec_init(const json_t *root, char **err)
         return -EINVAL;
     ex.timeout_ms = (uint64_t)timeout;
     ex.max_output = (size_t)max;
-    add_secret(json_object_get(root, "model"), "model", "apiKey");
-    add_secret(json_object_get(root, "search"), "search", "apiKey");
-    return 0;
+    return tool__sandbox_init(root, err);
 }
 
-static void kill_group(struct exec_job *job);
+static void exec_abort(void *handle);
 
 void tool__exec_shutdown(void)
 {
-    for (struct exec_job *j = ex.jobs; j != NULL; j = j->next) {
-        if (j->killed == KILL_NONE)
-            j->killed = KILL_ABORT;
-        kill_group(j);
-    }
-    secrets_free();
+    for (struct exec_job *j = ex.jobs; j != NULL; j = j->next)
+        exec_abort(j);
+    tool__sandbox_shutdown();
     ex.timeout_ms = EXEC_TIMEOUT_MS;
     ex.max_output = EXEC_MAX_OUTPUT;
-}
-
-/* ---------------------------------------------------------------- the child's environment */
-
-static bool suffix_ci(const char *s, size_t n, const char *suf)
-{
-    size_t k = strlen(suf);
-    return n >= k && strncasecmp(s + n - k, suf, k) == 0;
-}
-
-static bool contains_ci(const char *s, size_t n, const char *needle)
-{
-    size_t k = strlen(needle);
-    for (size_t i = 0; i + k <= n; i++)
-        if (strncasecmp(s + i, needle, k) == 0)
-            return true;
-    return false;
-}
-
-/* Names that hold credentials: OPENAI_API_KEY and the like, *_TOKEN, *_SECRET, *PASSWORD*. */
-static bool secret_name(const char *name, size_t n)
-{
-    return suffix_ci(name, n, "API_KEY") || suffix_ci(name, n, "APIKEY") ||
-           suffix_ci(name, n, "_TOKEN") || suffix_ci(name, n, "_SECRET") ||
-           contains_ci(name, n, "_SECRET_") || contains_ci(name, n, "PASSWORD") ||
-           contains_ci(name, n, "PASSWD");
-}
-
-static bool secret_value(const char *v)
-{
-    for (size_t i = 0; ex.secret_values != NULL && ex.secret_values[i] != NULL; i++)
-        if (strcmp(ex.secret_values[i], v) == 0)
-            return true;
-    return false;
-}
-
-/* The server's environment without secrets, with PWD set to the working directory. The
- * strings are borrowed from environ except the last one, *pwd, which the caller frees. */
-static char **child_env(const char *dir, char **pwd)
-{
-    size_t n = 0;
-    while (environ[n] != NULL)
-        n++;
-    char **env = xmalloc((n + 2) * sizeof(*env));
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *eq = strchr(environ[i], '=');
-        size_t len = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
-        if (eq == NULL || secret_name(environ[i], len) || secret_value(eq + 1) ||
-            (len == 3 && strncmp(environ[i], "PWD", 3) == 0))
-            continue;
-        env[k++] = environ[i];
-    }
-    *pwd = xasprintf("PWD=%s", dir);
-    env[k++] = *pwd;
-    env[k] = NULL;
-    return env;
 }
 
 /* ---------------------------------------------------------------- the result */
@@ -276,12 +187,27 @@ static void on_closed(uv_handle_t *h)
     tool__loop_done(call);
 }
 
-static void kill_group(struct exec_job *job)
+static void on_timer(uv_timer_t *t);
+
+/* Ends the command and everything it started. Under bubblewrap, the group of bwrap holds bwrap
+ * and the sandbox's first process (the PID namespace's init): once that dies, the kernel kills
+ * every process of the namespace. Without a sandbox, the helper (helper.c) gets SIGTERM and
+ * kills the command's whole tree itself; should it not be gone after EXEC_HELPER_GRACE_MS, its
+ * group gets SIGKILL all the same. */
+static void kill_command(struct exec_job *job)
 {
-    /* The shell is the leader of its own group (setsid), so -pid reaches everything it started
-     * that did not leave the group. */
-    if (job->spawned && job->proc.pid > 0 && kill(-job->proc.pid, SIGKILL) < 0 && errno != ESRCH)
-        log_warn("cannot kill process group %d: %s", job->proc.pid, strerror(errno));
+    if (!job->spawned || job->proc.pid <= 0)
+        return;
+    bool helper = job->helper && !job->helper_killed;
+    if (helper && job->phase == PH_KILLED && !job->term_sent) {
+        job->term_sent = true;
+        uv_timer_stop(&job->timer);
+        uv_timer_start(&job->timer, on_timer, EXEC_HELPER_GRACE_MS, 0);
+    }
+    int sig = helper ? SIGTERM : SIGKILL;
+    pid_t target = helper ? job->proc.pid : -job->proc.pid;
+    if (kill(target, sig) < 0 && errno != ESRCH)
+        log_warn("cannot kill command %d: %s", job->proc.pid, strerror(errno));
 }
 
 static void close_handle(struct exec_job *job, uv_handle_t *h)
@@ -324,7 +250,11 @@ static void on_timer(uv_timer_t *t)
     if (job->phase == PH_RUNNING) {
         job->killed = KILL_TIMEOUT;
         job->phase = PH_KILLED;
-        kill_group(job);
+        kill_command(job);
+    } else if (job->phase == PH_KILLED && job->helper && !job->helper_killed) {
+        log_warn("command helper %d ignored SIGTERM; killing its group", job->proc.pid);
+        job->helper_killed = true;
+        kill_command(job);
     } else if (job->phase == PH_EXITED) {
         /* Something that left the group (or ignored the kill) still holds the pipes: the
          * command is over all the same. */
@@ -413,11 +343,27 @@ static void init_handles(uv_loop_t *loop, struct exec_job *job)
     job->open_handles++; /* uv_spawn initializes the process handle even when it fails */
 }
 
-static int spawn_shell(uv_loop_t *loop, struct exec_job *job, const char *dir)
+/* Spawns `/bin/sh -c <shown>` in dir: under bubblewrap, or under the command helper. Either
+ * way with the allow-listed environment (HOME is the workspace) and no descriptor but the
+ * three pipes (the sweep, then the helper's close_range or bwrap's exec of a CLOEXEC world). */
+static int spawn_shell(uv_loop_t *loop, struct exec_job *job, const char *root, const char *dir)
 {
-    char *argv[] = {"/bin/sh", "-c", job->shown, NULL};
-    char *pwd;
-    char **env = child_env(dir, &pwd);
+    char *sh[] = {"/bin/sh", "-c", job->shown, NULL};
+    char **env = tool__command_env(root, dir);
+    char **argv = NULL;
+    const char *file;
+    if (tool__sandbox_mode() == TOOL_SANDBOX_BWRAP) {
+        argv = tool__sandbox_argv(root, dir, sh, tool__sandbox_network());
+        file = argv[0];
+    } else {
+        static char name[] = "agent-tars-server", flag[] = TOOLS_HELPER_FLAG;
+        char *wrapped[] = {name, flag, sh[0], sh[1], sh[2], NULL};
+        argv = xmalloc(sizeof(wrapped));
+        for (size_t i = 0; i < sizeof(wrapped) / sizeof(wrapped[0]); i++)
+            argv[i] = wrapped[i] ? xstrdup(wrapped[i]) : NULL;
+        file = TOOL_HELPER_EXE;
+        job->helper = true;
+    }
     uv_stdio_container_t stdio[3] = {
         {.flags = UV_IGNORE},
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&job->pipes[1]},
@@ -428,7 +374,7 @@ static int spawn_shell(uv_loop_t *loop, struct exec_job *job, const char *dir)
                                           .data.stream = (uv_stream_t *)&job->pipes[0]};
     uv_process_options_t opts = {
         .exit_cb = on_proc_exit,
-        .file = argv[0],
+        .file = file,
         .args = argv,
         .env = env,
         .cwd = dir,
@@ -436,9 +382,10 @@ static int spawn_shell(uv_loop_t *loop, struct exec_job *job, const char *dir)
         .stdio_count = 3,
         .stdio = stdio,
     };
+    fd_cloexec_all(); /* on the loop thread, where every library opens its descriptors */
     int rc = uv_spawn(loop, &job->proc, &opts);
-    xfree(env);
-    xfree(pwd);
+    tool__strv_free(env);
+    tool__strv_free(argv);
     return rc;
 }
 
@@ -457,7 +404,7 @@ static void *exec_start(uv_loop_t *loop, struct tool_call *call, const char *sho
     buf_init(&job->cap[0].buf, ex.max_output);
     buf_init(&job->cap[1].buf, ex.max_output);
     init_handles(loop, job);
-    int rc = spawn_shell(loop, job, dir);
+    int rc = spawn_shell(loop, job, call->root, dir);
     if (rc < 0) {
         char *why = tool__errno_msg(rc, "spawn", "/bin/sh");
         call->error = xasprintf("Cannot run the command: %s", why);
@@ -493,7 +440,7 @@ static void exec_abort(void *handle)
         job->killed = KILL_ABORT;
     if (job->phase == PH_RUNNING)
         job->phase = PH_KILLED;
-    kill_group(job);
+    kill_command(job);
 }
 
 /* ---------------------------------------------------------------- the tools */

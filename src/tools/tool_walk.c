@@ -55,7 +55,7 @@ static int open_subdir(int fd, const char *name)
 static size_t read_entries(int fd, struct tool_dirent **ents)
 {
     size_t total;
-    int dfd = dup(fd);
+    int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
     if (d == NULL) {
         if (dfd >= 0)

@@ -29,8 +29,9 @@ int workspace_mkdirs(const char *path);
 
 /* Reads the tool settings of the config tree (borrowed; kept): "tool": {include, exclude}
  * (name-substring filters as the original), "search": {provider, apiKey, baseURL, count},
- * "command": {timeoutMs, maxOutputBytes}. Returns 0 or <0 with a heap message in *err. Without
- * a call, defaults apply. */
+ * "command": {timeoutMs, maxOutputBytes, sandbox, network, env, passEnv}. Returns 0 or <0 with
+ * a heap message in *err. Without a call, defaults apply, and commands run without a sandbox
+ * (the sandbox is chosen here: "auto" looks for bubblewrap). */
 int tools_init(uv_loop_t *loop, const json_t *config_root, char **err);
 void tools_shutdown(void);
 
@@ -58,5 +59,19 @@ int tool_run_start(uv_loop_t *loop, const char *root, const char *name, const js
 /* Asks a running tool to stop (kills child processes for command tools); on_done still fires.
  * A file tool already on the threadpool finishes normally. */
 void tool_run_abort(struct tool_run *run);
+
+/* Files no command may read: the database and the config files. The sandbox covers each (and
+ * a database's -wal, -shm and -journal) when a bound tree would show it. Copied; call before
+ * tools_init. */
+void tools_set_hidden_paths(const char *const *paths);
+
+/* The command helper: without a sandbox, a command runs under the server binary started again
+ * as `agent-tars-server --command-helper CMD...`. main() hands such a call to
+ * tools_command_helper_main, which becomes a subreaper, closes every descriptor above 2, runs
+ * CMD in a session of its own and, when CMD exits or the helper gets SIGTERM (timeout, abort,
+ * shutdown, the server's death), kills every process CMD left, setsid and double forks
+ * included. Returns CMD's exit status (or dies of its signal). */
+#define TOOLS_HELPER_FLAG "--command-helper"
+int tools_command_helper_main(int argc, char **argv);
 
 #endif

@@ -124,4 +124,59 @@ int tool__cfg_str(const json_t *obj, const char *where, const char *key, char **
 int tool__cfg_int(const json_t *obj, const char *where, const char *key, long long min,
                   long long max, long long *out, char **err);
 
+/* ---------------------------------------------------------------- commands: sandbox.c, helper.c */
+
+enum tool_sandbox { TOOL_SANDBOX_NONE, TOOL_SANDBOX_BWRAP };
+
+/* Reads "command": {sandbox, network, env, passEnv} and the workspace keys; with sandbox auto or
+ * bwrap, looks for bwrap and tries it once (tool__sandbox_probe). Returns 0 or <0 with *err
+ * (sandbox bwrap on a machine where it cannot work, a malformed key). */
+int tool__sandbox_init(const json_t *root, char **err);
+void tool__sandbox_shutdown(void);
+enum tool_sandbox tool__sandbox_mode(void);
+bool tool__sandbox_network(void); /* command.network */
+/* The configured workspace (not per session), for sandboxed MCP servers. */
+const char *tool__sandbox_workspace(void);
+int tool__sandbox_probe(const char *bwrap, char **why);
+
+/* The environment of a command: the allow-list (PATH, LANG, LC_*, TERM, TZ, USER, SHELL,
+ * TMPDIR) of the server's, command.passEnv, HOME = home, command.env, PWD = pwd. Heap array of
+ * heap strings (tool__strv_free). */
+char **tool__command_env(const char *home, const char *pwd);
+/* The bwrap argv that runs cmd in a sandbox with workspace ws bound read-write, in cwd (inside
+ * ws). Only in TOOL_SANDBOX_BWRAP mode. Heap array (tool__strv_free). */
+char **tool__sandbox_argv(const char *ws, const char *cwd, char *const *cmd, bool network);
+void tool__strv_free(char **v);
+
+/* The pure builders behind the two above (unit-tested). */
+struct tool_env_spec {
+    char *const *environ;     /* the server's environment */
+    const char *const *pass;  /* command.passEnv: names copied from environ; may be NULL */
+    const json_t *set;        /* command.env: name -> string; may be NULL */
+    const char *home, *pwd;   /* HOME and PWD; NULL leaves them out */
+    const char *tmpdir;       /* TMPDIR to set, or NULL to keep the server's */
+};
+char **tool__env_build(const struct tool_env_spec *s);
+
+struct tool_sysdir {
+    const char *path; /* an absolute path of the host, bound read-only at the same place */
+    const char *link; /* or, when the host has a symlink there, its target (recreated) */
+};
+struct tool_bwrap_spec {
+    const char *bwrap;
+    const struct tool_sysdir *sys; /* the read-only system trees */
+    size_t nsys;
+    const char *workspace;         /* bound read-write at the same path; NULL for none */
+    const char *const *mask_dirs;  /* covered with an empty tmpfs; NULL-terminated or NULL */
+    const char *const *mask_files; /* covered with /dev/null; NULL-terminated or NULL */
+    bool network;                  /* false: a network namespace of its own (no 127.0.0.1) */
+    const char *chdir;             /* NULL: bwrap's default */
+    const char *const *cmd;        /* the command, NULL-terminated */
+};
+char **tool__bwrap_argv(const struct tool_bwrap_spec *s);
+
+/* helper.c: run_command without a sandbox goes through the server binary re-executed as a
+ * subreaper (TOOLS_HELPER_FLAG, see tools.h): this is its argv prefix. */
+#define TOOL_HELPER_EXE "/proc/self/exe"
+
 #endif
