@@ -120,6 +120,16 @@ static int serve(struct config *cfg)
         xfree(err);
         return 1;
     }
+    /* What commands must not read: the database and the config files. */
+    size_t nfiles = 0;
+    while (cfg->config_files != NULL && cfg->config_files[nfiles] != NULL)
+        nfiles++;
+    const char **hidden = xcalloc(nfiles + 2, sizeof(char *));
+    for (size_t i = 0; i < nfiles; i++)
+        hidden[i] = cfg->config_files[i];
+    hidden[nfiles] = cfg->storage_path; /* NULL with the memory store: the list ends there */
+    tools_set_hidden_paths(hidden);
+    xfree(hidden);
     if (tools_init(app.loop, cfg->root, &err) < 0) {
         fprintf(stderr, "error: %s\n", err);
         xfree(err);
