@@ -147,4 +147,33 @@ describe('a hostile page in chromium', { skip: SKIP_REASON }, () => {
             await rebinding.close();
         }
     });
+
+    test('off loopback: the sign-in link gives the embedded UI a cookie and leaves the address bar', async () => {
+        const token = 'browser-sign-in-token-0123456789';
+        const tsrv = await startServer({ fake, args: ['--auth-token', token] });
+        try {
+            const page = await openPage(browser, `${tsrv.url}/?token=${token}`);
+            try {
+                assert.equal(new URL(page.url()).search, '', 'the token left the address bar');
+                const out = await page.evaluate(async () => {
+                    const list = await fetch('api/v1/sessions');
+                    const create = await fetch('api/v1/sessions/create', { method: 'POST' });
+                    return { list: list.status, create: create.status, cookie: document.cookie };
+                });
+                assert.deepEqual(out, { list: 200, create: 201, cookie: '' }, 'HttpOnly: not readable by scripts');
+            } finally {
+                await page.closeAll();
+            }
+            const anon = await openPage(browser, `${tsrv.url}/`);
+            try {
+                const status = await anon.evaluate(async () => (await fetch('api/v1/sessions')).status);
+                assert.equal(status, 401);
+                await anon.waitForFunction(() => document.body.innerText.includes('Authentication required'), null, { timeout: 10000 });
+            } finally {
+                await anon.closeAll();
+            }
+        } finally {
+            await cleanup(tsrv);
+        }
+    });
 });
