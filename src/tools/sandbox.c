@@ -159,6 +159,9 @@ char **tool__bwrap_argv(const struct tool_bwrap_spec *s)
      * that nothing bound later uncovers them. */
     for (size_t i = 0; s->mask_files != NULL && s->mask_files[i] != NULL; i++)
         ADD("--ro-bind", "/dev/null", s->mask_files[i]);
+    /* The sandbox's own root (a tmpfs bwrap builds the tree in) read-only too: outside the
+     * workspace, only the private /tmp (and /dev/shm) take writes. */
+    ADD("--remount-ro", "/");
     if (s->chdir != NULL)
         ADD("--chdir", s->chdir);
     ADD("--");
@@ -362,7 +365,6 @@ static char *find_bwrap(void)
     struct buf b;
     buf_init(&b, (size_t)-1);
     buf_appends(&b, path && *path ? path : "/usr/bin:/bin");
-    buf_appends(&b, ":/usr/bin:/bin");
     char *list = buf_detach(&b, NULL), *found = NULL;
     for (char *dir = list, *next; dir != NULL && found == NULL; dir = next) {
         next = strchr(dir, ':');

@@ -55,6 +55,7 @@ struct exec_job {
     enum exec_kill killed;
     bool spawned;
     bool helper;                  /* run under the command helper (no sandbox) */
+    bool no_proc;                 /* no pipes, so no uv_spawn: proc is not a handle */
     bool term_sent;               /* the helper got SIGTERM; the timer is its grace period */
     bool helper_killed;           /* the helper outlived its grace period: group SIGKILL */
     bool stdin_open;              /* pipes[0] is initialized and not closed yet */
@@ -232,7 +233,8 @@ static void finish(struct exec_job *job)
     }
     job->stdin_open = false;
     close_handle(job, (uv_handle_t *)&job->timer);
-    close_handle(job, (uv_handle_t *)&job->proc);
+    if (!job->no_proc)
+        close_handle(job, (uv_handle_t *)&job->proc);
     for (int i = 0; i < 3; i++)
         if (job->pipes[i].loop != NULL)
             close_handle(job, (uv_handle_t *)&job->pipes[i]);
@@ -364,14 +366,16 @@ static int spawn_shell(uv_loop_t *loop, struct exec_job *job, const char *root, 
         file = TOOL_HELPER_EXE;
         job->helper = true;
     }
-    uv_stdio_container_t stdio[3] = {
-        {.flags = UV_IGNORE},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&job->pipes[1]},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&job->pipes[2]},
-    };
-    if (job->script != NULL)
-        stdio[0] = (uv_stdio_container_t){.flags = UV_CREATE_PIPE | UV_READABLE_PIPE,
-                                          .data.stream = (uv_stream_t *)&job->pipes[0]};
+    /* Real pipes (pipe2, close-on-exec), not the socketpairs UV_CREATE_PIPE makes: a command
+     * holds no socket at all, and sees its output as the pipe it is. [i][0] reads, [i][1]
+     * writes; the child gets stdin's read end and the write ends of stdout and stderr. */
+    uv_file fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+    uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE}};
+    int rc = 0;
+    for (int i = job->script ? 0 : 1; i < 3 && rc == 0; i++) {
+        rc = uv_pipe(fds[i], 0, 0);
+        stdio[i] = (uv_stdio_container_t){.flags = UV_INHERIT_FD, .data.fd = fds[i][i == 0 ? 0 : 1]};
+    }
     uv_process_options_t opts = {
         .exit_cb = on_proc_exit,
         .file = file,
@@ -383,7 +387,19 @@ static int spawn_shell(uv_loop_t *loop, struct exec_job *job, const char *root, 
         .stdio = stdio,
     };
     fd_cloexec_all(); /* on the loop thread, where every library opens its descriptors */
-    int rc = uv_spawn(loop, &job->proc, &opts);
+    if (rc == 0) {
+        rc = uv_spawn(loop, &job->proc, &opts);
+    } else {
+        job->no_proc = true; /* the process handle was never initialized: nothing to close */
+        job->open_handles--;
+    }
+    for (int i = 0; i < 3; i++) {
+        int mine = fds[i][i == 0 ? 1 : 0], theirs = fds[i][i == 0 ? 0 : 1];
+        if (theirs >= 0)
+            close(theirs);
+        if (mine >= 0 && (rc < 0 || uv_pipe_open(&job->pipes[i], mine) < 0))
+            close(mine);
+    }
     tool__strv_free(env);
     tool__strv_free(argv);
     return rc;
