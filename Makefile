@@ -4,7 +4,7 @@
 CC      ?= gcc
 PKGS    := libuv libcurl sqlite3 jansson libcrypto
 DEB_PKGS := gcc make libssl-dev libuv1-dev node-llhttp libwslay-dev libcurl4-openssl-dev \
-            libsqlite3-dev libjansson-dev libcmocka-dev pkg-config
+            libsqlite3-dev libjansson-dev libcmocka-dev pkg-config bubblewrap
 # What the tests need beyond the build: node (with npm) for the black-box suites, the sqlite3 CLI to
 # build original-schema databases, chromium for the web UI and browser tests.
 TEST_DEB_PKGS := nodejs sqlite3 chromium util-linux
@@ -49,7 +49,7 @@ GIT_HASH   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BUILD_TIME := $(shell date +%s000)
 $(BUILD)/src/api/v1.o: CPPFLAGS += -DTARS_GIT_HASH='"$(GIT_HASH)"' -DTARS_BUILD_TIME_MS=$(BUILD_TIME)LL
 
-.PHONY: all run test unit integration check fmt clean deps bench bench-sio
+.PHONY: all run test unit integration check fmt clean deps bench bench-sio bench-sandbox
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -116,6 +116,10 @@ bench: $(BIN)
 # Socket.IO fan-out: 100 and 1000 WebSocket clients on one session (needs `npm ci`).
 bench-sio: $(BIN)
 	TARS_BIN=$(abspath $(BIN)) node bench/sio-fanout.mjs
+
+# Start-up cost of a command: bubblewrap sandbox vs the unsandboxed helper (bench/sandbox.mjs).
+bench-sandbox: $(BIN)
+	TARS_BIN=$(abspath $(BIN)) node bench/sandbox.mjs
 
 # House rules (STYLE.md 2.9): banned calls, raw malloc/free outside core/xalloc.c.
 check:
