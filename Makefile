@@ -49,7 +49,7 @@ GIT_HASH   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BUILD_TIME := $(shell date +%s000)
 $(BUILD)/src/api/v1.o: CPPFLAGS += -DTARS_GIT_HASH='"$(GIT_HASH)"' -DTARS_BUILD_TIME_MS=$(BUILD_TIME)LL
 
-.PHONY: all run test unit integration check fmt clean deps bench bench-sio bench-sandbox
+.PHONY: all run test unit integration check fmt clean deps bench bench-sio bench-sandbox fuzz fuzz-build
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -71,6 +71,49 @@ $(BIN): $(MAIN_OBJ) $(LIB)
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+# libFuzzer drivers for the pure parsers (tests/fuzz/README.md), built with Debian's clang into
+# $(FUZZ_BUILD). `make fuzz` runs each for FUZZ_SECONDS on its seed corpus and dictionary and fails
+# on the first crash, leak or sanitizer report; new inputs go to $(FUZZ_BUILD)/corpus/<target>.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   ?= $(BUILD)-fuzz
+FUZZ_FLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined
+FUZZ_SRCS    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_OBJS    := $(SRCS:%.c=$(FUZZ_BUILD)/%.o) $(LLHTTP_SRCS:$(LLHTTP_DIR)/%.c=$(FUZZ_BUILD)/llhttp/%.o)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) -std=c11 -D_GNU_SOURCE -MMD -MP $(FUZZ_FLAGS) \
+	  -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) -w $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/libtars-fuzz.a: $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_BUILD)/libtars-fuzz.a
+	$(FUZZ_CC) $(CPPFLAGS) -Itests/fuzz -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -fsanitize=fuzzer \
+	  -o $@ $< $(FUZZ_BUILD)/libtars-fuzz.a $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@for b in $(FUZZ_BINS); do \
+	  t=$$(basename $$b); seeds=tests/fuzz/corpus/$${t#fuzz_}; dict=tests/fuzz/$${t#fuzz_}.dict; \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	  echo "== $$t ($(FUZZ_SECONDS) s)"; \
+	  ./$$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+	    -artifact_prefix=$(FUZZ_BUILD)/ $$( [ -f $$dict ] && echo -dict=$$dict ) \
+	    $(FUZZ_BUILD)/corpus/$$t $$( [ -d $$seeds ] && echo $$seeds ) \
+	    2>$(FUZZ_BUILD)/$$t.log || { tail -60 $(FUZZ_BUILD)/$$t.log; echo "$$t: FAILED"; exit 1; }; \
+	  grep -E "stat::number_of_executed_units|stat::peak_rss_mb" $(FUZZ_BUILD)/$$t.log; \
+	done
 
 # Installs the Debian packages the build and tests need when one is missing (as root), or
 # prints the exact command to run.
@@ -130,6 +173,6 @@ fmt:
 	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz build-asan-fuzz
 
--include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(FUZZ_OBJS:.o=.d)

@@ -313,21 +313,28 @@ static void note_tail(struct http__parser *p, const char *s, size_t n)
     }
 }
 
-/* Runs llhttp over data[0..n) and sets *got to the bytes it consumed. */
+/* Runs llhttp over data[0..n) and sets *got to the bytes it consumed. A bad line end in the
+ * head wins over any error found after it, so that the verdict does not depend on how the
+ * bytes were split (tests/fuzz/fuzz_http.c checks that). */
 static int execute(struct http__parser *p, const char *data, size_t n, size_t *got)
 {
     bool in_head = p->phase != HTTP__BODY;
     llhttp_errno_t e = llhttp_execute(&p->hp, data, n);
     *got = n;
-    if (e == HPE_PAUSED)
-        *got = (size_t)(llhttp_get_error_pos(&p->hp) - data);
+    if (e != HPE_OK) {
+        const char *pos = llhttp_get_error_pos(&p->hp);
+        if (pos >= data && pos <= data + n)
+            *got = (size_t)(pos - data);
+    }
+    if (in_head && scan_head(p, data, *got) < 0) {
+        p->err = 0;
+        return fail(p, 400, "bare LF or folded line in the head");
+    }
     if (e != HPE_OK && e != HPE_PAUSED) {
         /* llhttp's verdict (malformed), unless one of our callbacks failed first */
         const char *why = llhttp_get_error_reason(&p->hp);
         return fail(p, 400, why ? why : llhttp_errno_name(e));
     }
-    if (in_head && scan_head(p, data, *got) < 0)
-        return fail(p, 400, "bare LF or folded line in the head");
     note_tail(p, data, *got);
     /* The blank line after chunked trailers must be CRLF too (llhttp takes a bare LF). */
     if (p->done && p->chunked && p->prev2 != '\r')

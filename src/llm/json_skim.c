@@ -246,9 +246,15 @@ static int scan_number(struct skim *s)
         if (scan_digits(&p, end) == 0)
             return BAD;
         s->p = p;
+        if (p < end && *p == '\0')
+            return UNSURE; /* as below */
         return check_exponent(exp, end, n);
     }
     s->p = p;
+    /* jansson skips one NUL byte right after a number or a literal ([1<NUL>] loads; found by
+     * tests/fuzz/fuzz_json_skim.c): let it judge. */
+    if (p < end && *p == '\0')
+        return UNSURE;
     if (real)
         return n <= 308 ? 0 : UNSURE;
     if (n != 19)
@@ -261,7 +267,7 @@ static int scan_literal(struct skim *s, const char *word, size_t len)
     if ((size_t)(s->end - s->p) < len || memcmp(s->p, word, len) != 0)
         return BAD;
     s->p += len;
-    return 0;
+    return s->p < s->end && *s->p == '\0' ? UNSURE : 0; /* as after a number */
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ enum json_skim_verdict {
     JSON_SKIM_OTHER = 1,   /* valid JSON, but not a plain chunk (tool calls, usage, error, ...) */
     JSON_SKIM_INVALID = 2, /* json_loadb(p, len, 0, NULL) rejects it */
     JSON_SKIM_UNSURE = 3,  /* beyond what the scanner decides (nesting over the cap, numbers
-                            * with an exponent or over 308 digits): only jansson can tell */
+                            * with an exponent or over 308 digits, a NUL byte after a number or
+                            * a literal, which jansson skips): only jansson can tell */
 };
 
 /* One string value, escapes not yet decoded. raw == NULL when the member was absent or null. */
