@@ -26,6 +26,8 @@
 extern char **environ;
 
 #define MAX_SYS_DIRS 24
+#define MAX_ETC_MASKS 256 /* /etc/shadow and friends; a normal system has about ten */
+#define MAX_ETC_DEPTH 4
 
 static struct {
     enum tool_sandbox mode;
@@ -40,6 +42,8 @@ static struct {
     char *home;                               /* the server's $HOME (real path) */
     struct tool_sysdir sys[MAX_SYS_DIRS + 1]; /* the read-only system trees */
     size_t nsys;
+    char **etc_files, **etc_dirs; /* root-only parts of /etc, masked when we run as root */
+    size_t netc_files, netc_dirs;
 } sb;
 
 void tool__strv_free(char **v)
@@ -233,6 +237,37 @@ static void find_sys_dirs(void)
     xfree(resolv);
 }
 
+static void strv_push(char ***v, size_t *n, char *s /* taken */);
+
+/* Without capabilities a sandboxed command that runs as root still owns root's files, so
+ * /etc/shadow (0640), /etc/ssl/private (0700) and the like would be readable: when we run as
+ * root, every file of /etc that others cannot read is covered with /dev/null and every such
+ * directory with an empty tmpfs, as for any other user. */
+static void find_private_etc(const char *dir, int depth)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            sb.netc_files + sb.netc_dirs >= MAX_ETC_MASKS)
+            continue;
+        char *p = xasprintf("%s/%s", dir, de->d_name);
+        struct stat st;
+        bool ok = lstat(p, &st) == 0;
+        if (ok && S_ISDIR(st.st_mode) && !(st.st_mode & S_IXOTH))
+            strv_push(&sb.etc_dirs, &sb.netc_dirs, p);
+        else if (ok && S_ISREG(st.st_mode) && !(st.st_mode & S_IROTH))
+            strv_push(&sb.etc_files, &sb.netc_files, p);
+        else {
+            if (ok && S_ISDIR(st.st_mode) && depth < MAX_ETC_DEPTH)
+                find_private_etc(p, depth + 1);
+            xfree(p);
+        }
+    }
+    if (d != NULL)
+        closedir(d);
+}
+
 /* Whether the sandbox would show `real` through a read-only tree or the workspace. */
 static bool visible_in(const char *real, const char *ws)
 {
@@ -265,6 +300,8 @@ static char **mask_files(const char *ws)
 {
     char **out = NULL;
     size_t n = 0;
+    for (size_t i = 0; i < sb.netc_files; i++)
+        strv_push(&out, &n, xstrdup(sb.etc_files[i]));
     static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
     for (size_t i = 0; sb.hidden != NULL && sb.hidden[i] != NULL; i++)
         for (size_t k = 0; k < sizeof(suffixes) / sizeof(suffixes[0]); k++) {
@@ -287,6 +324,9 @@ static char **mask_dirs(const char *ws)
 {
     char **out = NULL;
     size_t n = 0;
+    for (size_t i = 0; i < sb.netc_dirs; i++)
+        if (!path_within(sb.etc_dirs[i], ws))
+            strv_push(&out, &n, xstrdup(sb.etc_dirs[i]));
     if (sb.home != NULL && visible_in(sb.home, NULL) && !is_sys_root(sb.home) &&
         !path_within(sb.home, ws))
         strv_push(&out, &n, xstrdup(sb.home));
@@ -500,6 +540,8 @@ int tool__sandbox_init(const json_t *root, char **err)
         rc = read_pass_env(json_object_get(cmd, "passEnv"), err);
     if (rc == 0) {
         find_sys_dirs();
+        if (geteuid() == 0)
+            find_private_etc("/etc", 1);
         read_workspace(root);
         rc = read_mode(cmd, err);
     }
@@ -521,6 +563,8 @@ void tool__sandbox_shutdown(void)
         xfree((char *)sb.sys[i].path);
         xfree((char *)sb.sys[i].link);
     }
+    tool__strv_free(sb.etc_files);
+    tool__strv_free(sb.etc_dirs);
     char **hidden = sb.hidden; /* set by main, survives a re-init */
     memset(&sb, 0, sizeof(sb));
     sb.hidden = hidden;

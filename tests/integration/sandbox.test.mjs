@@ -59,6 +59,28 @@ function assertNoSecret(text, where) {
     }
 }
 
+/**
+ * Lists the descriptors a command starts with: the shell execs ls, which adds only its own
+ * directory descriptor on /proc/<pid>/fd. (Not `ls /proc/$$/fd`: the shell holds pipe ends and
+ * saved descriptors of its own while it runs a pipeline or a redirection.)
+ */
+const FDS = 'exec ls -l /proc/self/fd';
+
+/** The descriptors in FDS's output other than ls's own directory, e.g. ['0', '1', '2']. */
+function startFds(text) {
+    return text
+        .split('\n')
+        .map((l) => /\s(\d+) -> (.*)$/.exec(l))
+        .filter((m) => m && !/^\/proc\/\d+\/fd$/.test(m[2]))
+        .map((m) => `${m[1]} -> ${m[2]}`);
+}
+
+function assertStdioOnly(text) {
+    const fds = startFds(text);
+    assert.deepEqual(fds.map((f) => f.split(' ')[0]), ['0', '1', '2'], text);
+    assert.ok(!text.includes('socket:'), text);
+}
+
 /** Prints everything a command could read about the processes it sees and itself. */
 const SNOOP = [
     'env',
@@ -149,9 +171,8 @@ describe('the default sandbox (bubblewrap)', needBwrap, () => {
     });
 
     test('descriptors: 0, 1, 2 only; no socket (the model connection is open meanwhile)', async () => {
-        const r = await runOne(srv, fake, 'ls /proc/$$/fd | sort -n | tr "\\n" " "; echo; ls -l /proc/$$/fd /proc/self/fd');
-        assert.ok(r.stdout.startsWith('0 1 2 \n'), r.stdout);
-        assert.ok(!r.stdout.includes('socket:'), r.stdout);
+        const r = await runOne(srv, fake, FDS);
+        assertStdioOnly(r.stdout);
     });
 
     test('the database, its directory and the config file are absent; /etc is read-only', async () => {
@@ -162,6 +183,14 @@ describe('the default sandbox (bubblewrap)', needBwrap, () => {
         assert.match(r.stdout, /etc-readable/);
         assert.match(r.stdout, /etc-readonly/);
         assert.equal(fs.existsSync(`/etc/tars-${process.pid}`), false);
+    });
+
+    test('root-only files of /etc (shadow, private keys) are covered when the server runs as root', { skip: process.getuid() !== 0 && 'not root' }, async () => {
+        const r = await runOne(srv, fake, 'cat /etc/shadow; ls /etc/ssl/private | wc -l; cat /etc/passwd | head -1');
+        assert.ok(!/^root:[^:]*:\d+:/m.test(r.stdout.split('\n').filter((l) => !l.startsWith('root:x:')).join('\n')), r.all);
+        assert.match(r.stderr, /cat: \/etc\/shadow: Permission denied/);
+        assert.match(r.stdout, /^0$/m, 'an empty tmpfs over /etc/ssl/private');
+        assert.match(r.stdout, /^root:x:0:0:/m, 'world-readable files stay readable');
     });
 
     test('writes: the workspace works; /tmp is private; anywhere else fails', async () => {
@@ -184,11 +213,11 @@ describe('the default sandbox (bubblewrap)', needBwrap, () => {
     });
 
     test('run_script runs in the same sandbox', async () => {
-        const run = await runTools(srv, fake, [['run_script', { interpreter: 'sh', script: `${SNOOP}\nls /proc/$$/fd | tr "\\n" " "; echo\ncat ${srv.dbPath} || echo no-db\n` }]]);
+        const run = await runTools(srv, fake, [['run_script', { interpreter: 'sh', script: `${SNOOP}\ncat ${srv.dbPath} || echo no-db\n${FDS}\n` }]]);
         const r = outOf(run.results[0]);
         assertNoSecret(r.all, 'run_script');
-        assert.match(r.stdout, /0 1 2 \n/);
         assert.match(r.stdout, /no-db/);
+        assertStdioOnly(r.stdout.slice(r.stdout.indexOf('no-db')));
     });
 
     test('network on (the default): the fake model on 127.0.0.1 is reachable', async () => {
@@ -331,9 +360,10 @@ describe('command.sandbox none: hygiene, allow-list and the whole-tree kill stil
     });
 
     test('descriptors: 0, 1, 2 only; no socket', async () => {
-        const r = await runOne(srv, fake, 'ls /proc/$$/fd | sort -n | tr "\\n" " "; echo; ls -l /proc/$$/fd /proc/$PPID/fd');
-        assert.ok(r.stdout.startsWith('0 1 2 \n'), r.stdout);
-        assert.ok(!r.stdout.includes('socket:'), r.stdout);
+        const r = await runOne(srv, fake, FDS);
+        assertStdioOnly(r.stdout);
+        const helper = await runOne(srv, fake, 'ls -l /proc/$PPID/fd');
+        assert.ok(!helper.stdout.includes('socket:'), `the helper holds no socket either: ${helper.stdout}`);
     });
 
     test('setsid and double forks: abort leaves no process', async () => {
