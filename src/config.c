@@ -63,6 +63,12 @@ static const char usage[] =
     "  --context.maxImagesCount N  images kept in what the model sees (default 5)\n"
     "  --context.maxToolResultBytes N  tool result text sent to the model (default 100000)\n"
     "\n"
+    "Commands (run_command, run_script):\n"
+    "  --command.sandbox MODE      auto (bubblewrap when installed), bwrap (required) or none\n"
+    "  --command.network false     no network at all in the sandbox, not even 127.0.0.1\n"
+    "  --command.passEnv A,B       variables passed from the server's environment\n"
+    "  --command.timeoutMs N       kill a command after N ms (default 60000)\n"
+    "\n"
     "  --<any.dotted.key> VALUE    sets that key of the config tree\n"
     "  -h, --help                  this text\n";
 

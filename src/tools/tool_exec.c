@@ -190,9 +190,10 @@ static void on_closed(uv_handle_t *h)
 
 static void on_timer(uv_timer_t *t);
 
-/* Ends the command and everything it started. Under bubblewrap, the group of bwrap holds bwrap
- * and the sandbox's first process (the PID namespace's init): once that dies, the kernel kills
- * every process of the namespace. Without a sandbox, the helper (helper.c) gets SIGTERM and
+/* Ends the command and everything it started. Under bubblewrap, SIGKILL to bwrap's group ends
+ * bwrap; --die-with-parent then kills the sandbox's first process (the PID namespace's init,
+ * which left the group with --new-session), and with it gone the kernel kills every process of
+ * the namespace. Without a sandbox, the helper (helper.c) gets SIGTERM and
  * kills the command's whole tree itself; should it not be gone after EXEC_HELPER_GRACE_MS, its
  * group gets SIGKILL all the same. */
 static void kill_command(struct exec_job *job)
