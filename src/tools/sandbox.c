@@ -159,6 +159,8 @@ char **tool__bwrap_argv(const struct tool_bwrap_spec *s)
         ADD("--tmpfs", s->mask_dirs[i]);
     if (s->workspace != NULL)
         ADD("--bind", s->workspace, s->workspace);
+    if (s->workspace != NULL && s->workspace_alias != NULL)
+        ADD("--bind", s->workspace, s->workspace_alias);
     /* Files a bound tree would show (the database, config files): /dev/null on top, last so
      * that nothing bound later uncovers them. */
     for (size_t i = 0; s->mask_files != NULL && s->mask_files[i] != NULL; i++)
@@ -346,11 +348,14 @@ char **tool__sandbox_argv(const char *ws, const char *cwd, char *const *cmd, boo
     char *real_ws = real_or_null(ws);
     char **files = mask_files(real_ws ? real_ws : ws);
     char **dirs = mask_dirs(real_ws ? real_ws : ws);
+    /* The workspace at its real path (where cwd, resolved with realpath, points) and, when the
+     * configured path goes through a symlink, at that path too (HOME and PWD show it). */
     struct tool_bwrap_spec spec = {
         .bwrap = sb.bwrap,
         .sys = sb.sys,
         .nsys = sb.nsys,
-        .workspace = ws,
+        .workspace = real_ws ? real_ws : ws,
+        .workspace_alias = real_ws && strcmp(real_ws, ws) != 0 ? ws : NULL,
         .mask_dirs = (const char *const *)dirs,
         .mask_files = (const char *const *)files,
         .network = network,

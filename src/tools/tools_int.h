@@ -167,6 +167,7 @@ struct tool_bwrap_spec {
     const struct tool_sysdir *sys; /* the read-only system trees */
     size_t nsys;
     const char *workspace;         /* bound read-write at the same path; NULL for none */
+    const char *workspace_alias;   /* NULL, or another path the workspace is bound at too */
     const char *const *mask_dirs;  /* covered with an empty tmpfs; NULL-terminated or NULL */
     const char *const *mask_files; /* covered with /dev/null; NULL-terminated or NULL */
     bool network;                  /* false: a network namespace of its own (no 127.0.0.1) */

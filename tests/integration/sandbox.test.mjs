@@ -271,6 +271,27 @@ describe('sandbox: the database and config inside a bound tree are covered', nee
     });
 });
 
+describe('sandbox: a workspace configured through a symlink', needBwrap, () => {
+    let fake;
+    let srv;
+    let real;
+
+    before(async () => {
+        fake = await startFakeOpenAI();
+        real = tempDir('tars-ws-real-');
+        const link = path.join(tempDir('tars-ws-link-'), 'ws');
+        fs.symlinkSync(real, link);
+        srv = await startServer({ fake, workspace: link });
+    });
+    after(() => cleanup(srv, fake));
+
+    test('commands run in it, under either path', async () => {
+        const r = await runOne(srv, fake, 'pwd; echo "$HOME"; echo hi > f.txt; cat "$HOME/f.txt"');
+        assert.equal(r.stdout, `${real}\n${srv.workspace}\nhi\n`);
+        assert.equal(fs.readFileSync(path.join(real, 'f.txt'), 'utf8'), 'hi\n');
+    });
+});
+
 describe('sandbox: --isolate-sessions', needBwrap, () => {
     let fake;
     let srv;
