@@ -111,6 +111,28 @@ static void announce_access(const struct config *cfg)
                  "commands through this server", cfg->host);
 }
 
+static void on_stop_guard(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+/* A start-up failure after the MCP servers were spawned: stop them (a browser server would keep
+ * chromium running) and give the loop up to 2 s to reap them and close their handles (issue 11:
+ * every such path used to return and leave them behind). Returns the exit status. */
+static int stop_mcp_and_fail(void)
+{
+    mcp_shutdown();
+    tools_shutdown();
+    static uv_timer_t guard;
+    uv_timer_init(app.loop, &guard);
+    uv_timer_start(&guard, on_stop_guard, 2000, 0);
+    uv_unref((uv_handle_t *)&guard);
+    uv_run(app.loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(app.loop, UV_RUN_NOWAIT);
+    return 1;
+}
+
 static int serve(struct config *cfg)
 {
     app.loop = uv_default_loop();
@@ -140,13 +162,13 @@ static int serve(struct config *cfg)
     if (sio_init(app.loop, cfg->root, &err) < 0) { /* allocates nothing until it serves */
         fprintf(stderr, "error: %s\n", err);
         xfree(err);
-        return 1;
+        return stop_mcp_and_fail();
     }
     int rc = store_open(cfg->storage_path, &app.store, &err);
     if (rc < 0) {
         fprintf(stderr, "error: cannot use storage: %s\n", err);
         xfree(err);
-        return 1;
+        return stop_mcp_and_fail();
     }
     if (!auth_has_secret(app.auth)) {
         /* kept in the database, so that cookies and CSRF tokens survive a restart */
@@ -162,7 +184,8 @@ static int serve(struct config *cfg)
     rc = llm_ctx_new(app.loop, &app.llm);
     if (rc < 0) {
         fprintf(stderr, "error: cannot set up the HTTP client: %s\n", uv_strerror(rc));
-        return 1;
+        store_close(app.store);
+        return stop_mcp_and_fail();
     }
     struct agent_options ao = {
         .loop = app.loop,

@@ -8,7 +8,7 @@
 struct run;
 
 struct agent_session {
-    char id[22];
+    char *id;                  /* owned; any length the store accepts (was 21 bytes: issue 11) */
     char *workspace;           /* absolute, created */
     json_t *history;           /* LLM messages without the system prompt */
     int64_t seq;               /* id of the last persisted event */

@@ -201,7 +201,7 @@ void agent__emit_delta(struct agent_session *s, const char *type, const char *co
 static struct agent_session *session_new(const char *id, char *workspace)
 {
     struct agent_session *s = xcalloc(1, sizeof(*s));
-    snprintf(s->id, sizeof(s->id), "%s", id);
+    s->id = xstrdup(id);
     s->workspace = workspace;
     s->history = json_array();
     s->status = "idle";
@@ -497,6 +497,7 @@ static void session_free(struct agent_session *s)
     xfree(s->log);
     json_decref(s->history);
     xfree(s->workspace);
+    xfree(s->id);
     xfree(s);
 }
 

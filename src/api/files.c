@@ -42,6 +42,15 @@ static int cmp_entries(const void *a, const void *b)
     return strcasecmp(json_get_str(x, "name"), json_get_str(y, "name"));
 }
 
+/* File names are bytes; JSON strings are UTF-8. A name that is not valid UTF-8 (from unzip, git
+ * or the model) is shown with each invalid byte replaced by U+FFFD, in names and paths alike:
+ * the entry is listed and found, but that path does not open it (issue 11: json_pack used to
+ * return NULL on such a name, and the sort read it). */
+static json_t *lossy(const char *s)
+{
+    return json_string_lossy(s, strlen(s));
+}
+
 static char *join(const char *a, const char *b)
 {
     size_t n = strlen(a);
@@ -67,10 +76,9 @@ static json_t *list_dir(const char *abs, const char *reqpath)
             char *p = join(reqpath, de->d_name);
             if (n == cap)
                 items = xrealloc(items, (cap = cap ? cap * 2 : 32) * sizeof(*items));
-            items[n++] = json_pack("{s:o, s:b, s:I, s:s, s:s}", "name",
-                                   json_string_lossy(de->d_name, strlen(de->d_name)),
+            items[n++] = json_pack("{s:o, s:b, s:I, s:s, s:o}", "name", lossy(de->d_name),
                                    "isDirectory", S_ISDIR(st.st_mode), "size",
-                                   (json_int_t)st.st_size, "modified", when, "path", p);
+                                   (json_int_t)st.st_size, "modified", when, "path", lossy(p));
             xfree(p);
         }
         xfree(full);
@@ -143,9 +151,9 @@ void api__workspace_files(struct http_req *req, struct agent_session *s)
         char when[32];
         iso_time(st.st_mtime, when);
         const char *base = strrchr(abs, '/');
-        json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:s}", "type", "file", "name",
-                              base ? base + 1 : abs, "size", (json_int_t)st.st_size, "modified",
-                              when, "path", reqpath);
+        json_t *j = json_pack("{s:s, s:o, s:I, s:s, s:o}", "type", "file", "name",
+                              lossy(base ? base + 1 : abs), "size", (json_int_t)st.st_size,
+                              "modified", when, "path", lossy(reqpath));
         add_content(req, j, abs, (size_t)st.st_size);
         http_respond_json(req, 200, j);
         json_decref(j);
@@ -154,8 +162,8 @@ void api__workspace_files(struct http_req *req, struct agent_session *s)
         if (files == NULL) {
             api__error2(req, 500, "Failed to access workspace files", strerror(errno));
         } else {
-            json_t *j = json_pack("{s:s, s:s, s:o}", "type", "directory", "path", reqpath, "files",
-                                  files);
+            json_t *j = json_pack("{s:s, s:o, s:o}", "type", "directory", "path", lossy(reqpath),
+                                  "files", files);
             http_respond_json(req, 200, j);
             json_decref(j);
         }
@@ -210,9 +218,9 @@ static void add_hit(struct search *se, const char *name, const char *abs, const 
 {
     if (se->n == se->cap)
         se->hits = xrealloc(se->hits, (se->cap = se->cap ? se->cap * 2 : 64) * sizeof(*se->hits));
-    se->hits[se->n].item = json_pack("{s:o, s:s, s:s, s:s}", "name",
-                                     json_string_lossy(name, strlen(name)), "path", abs, "type",
-                                     dir ? "directory" : "file", "relativePath", rel);
+    se->hits[se->n].item = json_pack("{s:o, s:o, s:s, s:o}", "name", lossy(name), "path",
+                                     lossy(abs), "type", dir ? "directory" : "file",
+                                     "relativePath", lossy(rel));
     se->hits[se->n].score = score + (dir ? 1 : 0);
     se->n++;
 }

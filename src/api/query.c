@@ -283,17 +283,22 @@ static void on_replay_event(void *data, struct agent_event *ev)
                http_stream_pending(rs->q->req) > REPLAY_HIGH_WATER;
 }
 
+/* The resume position: ?after=N, else Last-Event-ID. Digits only (a count of events); past
+ * INT64_MAX it is clamped, since no log is that long. Returns -1 for anything else (issue 11:
+ * 2^63-1 used to overflow the memory store's index). */
 static int64_t parse_after(struct http_req *req)
 {
     char *v = http_req_query_param(req, "after");
     const char *h = http_req_header(req, "Last-Event-ID");
     const char *p = v ? v : h;
     int64_t after = 0;
-    if (p) {
-        char *end;
-        long long n = strtoll(p, &end, 10);
-        if (end != p && n > 0)
-            after = n;
+    for (size_t i = 0; p && p[i]; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            after = -1;
+            break;
+        }
+        int d = p[i] - '0';
+        after = after > (INT64_MAX - d) / 10 ? INT64_MAX : after * 10 + d;
     }
     xfree(v);
     return after;
@@ -329,6 +334,10 @@ static void replay_more(struct http_req *req, void *data)
 void api__events_stream(struct http_req *req, struct agent_session *s)
 {
     int64_t after = parse_after(req);
+    if (after < 0) {
+        http_respond_error(req, 400, "after and Last-Event-ID must be a non-negative integer");
+        return;
+    }
     struct query_ctx *q = stream_open(req, s, API_V1);
     q->standard_sse = true;
     q->replayed = after;

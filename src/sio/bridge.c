@@ -374,6 +374,12 @@ static void on_join(struct sio_socket *sock, const json_t *arg, int64_t ack_id)
         reply_error(sock, ack_id, SESSION_NOT_FOUND);
         return;
     }
+    /* A resume position is a non-negative integer (huge ones replay nothing; issue 11). */
+    if (since && !json_is_null(since) &&
+        !(json_is_integer(since) && json_integer_value(since) >= 0)) {
+        reply_error(sock, ack_id, "since must be a non-negative integer");
+        return;
+    }
     struct bridge_hub *h = hub_get(s);
     json_t *st = json_pack("{s:b, s:s}", "isProcessing", agent_session_running(s), "state",
                            agent_session_status(s));

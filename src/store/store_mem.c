@@ -185,11 +185,13 @@ static int mem_events_load(struct store *st, const char *session_id, int64_t aft
     struct mem_session *ms = find(st, session_id);
     if (ms == NULL)
         return -ENOENT;
-    int64_t last = limit > 0 && limit <= INT64_MAX - after ? after + limit : INT64_MAX;
+    /* Positions are compared as "index < count", never as after + 1, which overflows for an
+     * after of INT64_MAX (a client's resume position; issue 11). */
+    int64_t end = limit > 0 && limit <= INT64_MAX - after ? after + limit : INT64_MAX;
     ms->refs++;
-    for (int64_t pos = after + 1; !ms->dead && pos <= (int64_t)ms->n_events && pos <= last; pos++) {
-        struct mem_event ev = ms->events[pos - 1];
-        if (cb(data, pos, ev.json, ev.len) != 0)
+    for (int64_t i = after; !ms->dead && i >= 0 && (uint64_t)i < ms->n_events && i < end; i++) {
+        struct mem_event ev = ms->events[i];
+        if (cb(data, i + 1, ev.json, ev.len) != 0)
             break;
     }
     session_unref(ms);

@@ -282,6 +282,11 @@ static void test_events(void **state)
     c = (struct collected){0};
     assert_int_equal(store_events_load(st, "s", 5, 0, collect, &c), 0);
     assert_int_equal(c.n, 0);
+    /* a client's resume position of 2^63-1 (issue 11: the memory store overflowed after + 1) */
+    assert_int_equal(store_events_load(st, "s", INT64_MAX, 0, collect, &c), 0);
+    assert_int_equal(store_events_load(st, "s", INT64_MAX, 3, collect, &c), 0);
+    assert_int_equal(store_events_load(st, "s", INT64_MAX - 1, INT64_MAX, collect, &c), 0);
+    assert_int_equal(c.n, 0);
     assert_int_equal(store_events_load(st, "nope", 0, 0, collect, &c), -ENOENT);
     assert_int_equal(store_event_count(st, "nope"), -ENOENT);
 
