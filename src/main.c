@@ -137,6 +137,12 @@ static int serve(struct config *cfg)
 {
     app.loop = uv_default_loop();
     char *err = NULL;
+    struct agent_options gov = {0}; /* checked before anything starts */
+    if (agent_govern_config(&gov, cfg->root, &err) < 0) {
+        fprintf(stderr, "error: %s\n", err);
+        xfree(err);
+        return 1;
+    }
     if (auth_new(cfg->root, cfg->host, &app.auth, &err) < 0) {
         fprintf(stderr, "error: %s\n", err);
         xfree(err);
@@ -202,6 +208,11 @@ static int serve(struct config *cfg)
         .max_images = cfg->max_images,
         .max_tool_result_bytes = cfg->max_tool_result_bytes,
     };
+    ao.approval = gov.approval;
+    ao.approval_timeout_ms = gov.approval_timeout_ms;
+    ao.run_max_ms = gov.run_max_ms;
+    ao.budget = gov.budget;
+    ao.pricing = gov.pricing;
     agent_init(&ao);
     app.workspace = workspace_path(cfg->workspace, NULL, false);
     static struct api_options apo;

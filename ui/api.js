@@ -104,6 +104,8 @@ export const api = {
     remove: (sessionId) => postJson('/sessions/delete', { sessionId }),
     status: (sessionId) => getJson('/sessions/status', { sessionId }),
     abort: (sessionId) => postJson('/sessions/abort', { sessionId }),
+    toolApproval: (sessionId, toolCallId, approved, reason) =>
+        postJson('/sessions/tool-approval', { sessionId, toolCallId, approved, reason }),
     files: (sessionId, path, content) =>
         getJson('/sessions/workspace/files', { sessionId, path, content: content ? 'true' : undefined }),
 

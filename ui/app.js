@@ -4,7 +4,7 @@
 // is still going, so a reload in the middle of a run simply picks it up again.
 
 import { api, readSse, BASE } from './api.js';
-import { Conversation, formatMs } from './conversation.js';
+import { Conversation, formatMs, formatUsage } from './conversation.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -19,6 +19,7 @@ const ui = {
     stop: $('stop'),
     status: $('status'),
     statusText: $('status-text'),
+    usage: $('session-usage'),
     title: $('session-title'),
     files: $('file-list'),
     filePath: $('file-path'),
@@ -41,6 +42,11 @@ const state = {
 const conv = new Conversation(ui.conv, ui.live, {
     onStatus: setStatus,
     onToolResult: () => refreshFilesSoon(),
+    onApproval: (toolCallId, approved, reason) =>
+        api.toolApproval(state.id, toolCallId, approved, reason || undefined),
+    onUsage: (u) => {
+        ui.usage.textContent = formatUsage(u);
+    },
 });
 
 // ---- status ----
@@ -246,6 +252,7 @@ async function selectSession(id) {
     state.lastId = 0;
     state.dir = '/';
     conv.reset();
+    ui.usage.textContent = '';
     closeViewer();
     setStatus('idle', 'Idle');
     if (location.hash !== `#${id}`) history.replaceState(null, '', `${location.pathname}${location.search}#${id}`);

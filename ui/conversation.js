@@ -51,6 +51,15 @@ function pretty(v) {
     return JSON.stringify(v ?? {}, null, 2);
 }
 
+/** "1,234 tokens (1,000 in, 234 out) · $0.0012", "~" when estimated. */
+export function formatUsage(u) {
+    if (!u || typeof u.totalTokens !== 'number') return '';
+    const n = (v) => Number(v || 0).toLocaleString('en-US');
+    let s = `${u.estimated ? '~' : ''}${n(u.totalTokens)} tokens (${n(u.promptTokens)} in, ${n(u.completionTokens)} out)`;
+    if (typeof u.costUSD === 'number') s += ` · $${u.costUSD.toFixed(4)}`;
+    return s;
+}
+
 export class Conversation {
     /**
      * root: the element that holds the messages; announcer: an aria-live region for screen
@@ -68,6 +77,7 @@ export class Conversation {
         this.messages = new Map(); // messageId -> { el, body, text }
         this.thinking = new Map(); // messageId -> { el, body, summary, text }
         this.tools = new Map(); // toolCallId -> card parts
+        this.usage = null; // the session's token usage, summed over the answers seen
         this.anon = 0;
         this.openKey = null; // the assistant message currently streaming
         this.pending = new Set();
@@ -170,6 +180,7 @@ export class Conversation {
     }
 
     on_assistant_message(ev) {
+        if (ev.usage) this.addUsage(ev.usage);
         const key = this.messageKey(ev);
         this.openKey = null;
         const text = typeof ev.content === 'string' ? ev.content : contentText(ev.content);
@@ -181,6 +192,11 @@ export class Conversation {
         if (ev.finishReason === 'abort') m.el.classList.add('aborted');
         if (ev.finishReason === 'error') m.el.classList.add('failed');
         renderMarkdown(m.body, m.text);
+        if (ev.usage) {
+            // beside the message, not in it: the message holds the model's text only
+            if (!m.usage) m.el.after((m.usage = el('div', 'usage')));
+            m.usage.textContent = formatUsage(ev.usage);
+        }
         this.flushSpeech();
         this.scrollIfNear();
     }
@@ -286,6 +302,58 @@ export class Conversation {
         c.result.firstChild.textContent = failed ? 'Error' : 'Result';
         c.resultPre.textContent = clip(failed ? ev.error : contentText(ev.content));
         if (this.hooks.onToolResult) this.hooks.onToolResult(ev);
+    }
+
+    // ---- approvals ----
+
+    on_tool_approval_request(ev) {
+        const c = this.card(ev.toolCallId, ev.name);
+        c.final = true;
+        c.argsPre.textContent = clip(pretty(ev.arguments));
+        c.state.textContent = 'awaiting approval';
+        c.el.classList.add('awaiting');
+        const box = el('div', 'approval');
+        box.setAttribute('role', 'group');
+        box.setAttribute('aria-label', `Approve ${ev.name}?`);
+        const reason = el('input', 'approval-reason');
+        reason.type = 'text';
+        reason.placeholder = 'Reason (optional)';
+        reason.setAttribute('aria-label', 'Reason');
+        const yes = el('button', 'primary approve', 'Approve');
+        const no = el('button', 'danger deny', 'Deny');
+        yes.type = no.type = 'button';
+        const decide = async (approved) => {
+            yes.disabled = no.disabled = true;
+            try {
+                if (this.hooks.onApproval) await this.hooks.onApproval(ev.toolCallId, approved, reason.value);
+            } catch (e) {
+                yes.disabled = no.disabled = false;
+                this.localError(`Cannot send the decision: ${e.message}`);
+            }
+        };
+        yes.addEventListener('click', () => decide(true));
+        no.addEventListener('click', () => decide(false));
+        box.append(el('span', null, 'Run this tool?'), reason, yes, no);
+        c.approval = box;
+        c.el.append(box);
+    }
+
+    on_tool_approval_result(ev) {
+        const c = this.card(ev.toolCallId);
+        c.el.classList.remove('awaiting');
+        if (c.approval) c.approval.remove();
+        c.approval = null;
+        const verdict = ev.approved ? 'approved' : `denied${ev.reason ? `: ${ev.reason}` : ''}`;
+        c.state.textContent = ev.approved ? 'approved' : 'denied';
+        c.el.append(el('div', `approval-result ${ev.approved ? 'ok' : 'no'}`, `${verdict} (${ev.by || 'user'})`));
+    }
+
+    addUsage(u) {
+        const t = (this.usage = this.usage || { promptTokens: 0, completionTokens: 0, totalTokens: 0 });
+        for (const k of ['promptTokens', 'completionTokens', 'totalTokens']) t[k] += Number(u[k] || 0);
+        if (typeof u.costUSD === 'number') t.costUSD = (t.costUSD || 0) + u.costUSD;
+        if (u.estimated) t.estimated = true;
+        if (this.hooks.onUsage) this.hooks.onUsage(t);
     }
 
     // ---- the rest ----

@@ -32,7 +32,19 @@ struct agent_options {
     unsigned max_queued_runs;         /* beyond this agent_run_start answers -EAGAIN */
     size_t max_images;                /* images kept in what the model sees (default 5) */
     size_t max_tool_result_bytes;     /* tool result text cut to this for the model (0 = no cap) */
+    /* governed runs (agent_govern_config reads them; 0 = no limit) */
+    const json_t *approval;           /* tools.approval: name or glob -> "auto"|"ask"|"deny" */
+    uint64_t approval_timeout_ms;     /* tools.approvalTimeoutMs (default 10 min) */
+    uint64_t run_max_ms;              /* run.maxMs: every run ends by then (default 30 min) */
+    struct agent_budget {
+        uint64_t tokens_per_run, tokens_per_session, run_ms, tool_calls_per_run;
+    } budget;                         /* budget.maxTokensPerRun, ...PerSession, maxRunMs, ... */
+    const json_t *pricing;            /* model.pricing {inputPerMTokens, outputPerMTokens} */
 };
+
+/* Reads tools.approval, tools.approvalTimeoutMs, run.maxMs, budget.* and model.pricing of the
+ * config tree (borrowed for the process lifetime) into o. Returns 0, or -1 with a heap message. */
+int agent_govern_config(struct agent_options *o, const json_t *root, char **err);
 
 /* One serialized event, shared by all subscribers (refcounted). */
 struct agent_event {
@@ -109,16 +121,30 @@ void agent_unsubscribe(struct agent_session *s, struct agent_sub *sub);
 
 /* Starts a run with `query` (a string or an array of content parts; borrowed). Returns 0 (on_done
  * fires exactly once, possibly before this returns), -EBUSY if the session is already running, or
- * -EAGAIN if the run limit is reached and the queue is full (nothing happens for either). A run
+ * -EAGAIN if the run limit is reached and the queue is full, or -EDQUOT (session budget) (nothing
+ * happens for any of them). A run
  * beyond max_concurrent_runs emits user_message and agent_run_start at once and waits for a slot. */
 int agent_run_start(struct agent_session *s, const json_t *query, bool stream, agent_done_cb on_done,
                     void *data);
-/* What agent_run_start would answer now: 0, -EBUSY or -EAGAIN. */
+/* What agent_run_start would answer now: 0, -EBUSY, -EAGAIN, or -EDQUOT when the session has
+ * used up budget.maxTokensPerSession. */
 int agent_run_check(const struct agent_session *s);
 /* Detaches a completion callback (its HTTP client went away); the run goes on. */
 void agent_run_forget(struct agent_session *s, void *data);
 /* Aborts the running query at once. Returns true if one was running. */
 bool agent_abort(struct agent_session *s);
+
+/* Decides a tool call that waits for approval (tools.approval "ask"); by names who decided
+ * ("api", "socket.io"). Returns 0, or -ENOENT when the session has no undecided approval with
+ * that id. */
+int agent_tool_approval(struct agent_session *s, const char *tool_call_id, bool approved,
+                        const char *reason, const char *by);
+/* The undecided approvals of the session's run: a new array of {toolCallId, name, arguments,
+ * expiresAt}, empty when none. */
+json_t *agent_session_pending_approvals(const struct agent_session *s);
+/* The session's token usage so far {promptTokens, completionTokens, totalTokens, ...}: a new
+ * reference, NULL when no model call was made yet. */
+json_t *agent_session_usage(const struct agent_session *s);
 
 #define AGENT_BUSY_MSG                                                                         \
     "Agent is already executing a task. Complete or abort the current task before starting a " \

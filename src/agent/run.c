@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* run.c -- the agent loop of one query: LLM call, tool calls in order, LLM call, ... until an
- * assistant message without tool calls, maxIterations, an abort or an error (anchor-api.md §5).
- * A run is a small state machine driven by the LLM and tool callbacks. */
+ * assistant message without tool calls, maxIterations, an abort, a budget, the run's time limit
+ * or an error (anchor-api.md §5). A run is a small state machine driven by the LLM and tool
+ * callbacks, the approval decisions of tool calls that need one (RUN_APPROVAL) and two timers:
+ * approval expiry and the run's deadline. Exactly one agent_run_end ends every run. */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
@@ -12,33 +14,7 @@
 #include "../core/xalloc.h"
 #include "../tools/mcp.h"
 #include "../tools/tools.h"
-#include "agent_int.h"
-
-enum run_state { RUN_LLM, RUN_TOOLS, RUN_DONE };
-
-struct run {
-    struct agent_session *s; /* NULL once the run is done */
-    unsigned refs;           /* 1 for the session, +1 while a tool is on the threadpool */
-    enum run_state state;
-    bool stream;
-    agent_done_cb on_done;
-    void *done_data;
-    int iterations;          /* LLM calls made */
-    uint64_t start_ms;
-    struct llm_request *llm;
-    struct tool_run *tool;
-    char message_id[40];     /* shared by the deltas and the final message of one LLM call */
-    uint64_t llm_start_ms, think_start_ms;
-    struct buf think;        /* reasoning of the current call, until its thinking message */
-    bool think_done;
-    json_t *calls;           /* tool calls of the current assistant message */
-    size_t call_idx;
-    uint64_t tool_start_ms;
-    json_t *final_msg;       /* the last assistant_message event object */
-    struct list_node qnode;  /* in `waiting` while queued for a run slot */
-    bool queued;             /* waiting for a slot (max_concurrent_runs) */
-    bool counted;            /* holds a slot in agent__running */
-};
+#include "run_int.h"
 
 /* Runs beyond max_concurrent_runs wait here, first come first served. */
 static struct list_node waiting = {&waiting, &waiting};
@@ -47,16 +23,17 @@ static bool shutting_down;
 unsigned agent__running;
 
 static void next_iteration(struct run *r);
-static void next_tool(struct run *r);
 static void start_waiting(void);
 
-static void run_unref(struct run *r)
+void agent__run_unref(struct run *r)
 {
     if (--r->refs > 0)
         return;
     buf_release(&r->think);
     json_decref(r->calls);
     json_decref(r->final_msg);
+    json_decref(r->approvals);
+    json_decref(r->usage);
     xfree(r);
 }
 
@@ -76,7 +53,7 @@ static void emit_system(struct agent_session *s, const char *level, const char *
 }
 
 /* Ends the run: agent_run_end, session back to idle, completion callback. */
-static void finish(struct run *r, enum agent_run_status status, const char *errmsg)
+void agent__run_finish(struct run *r, enum agent_run_status status, const char *errmsg)
 {
     static const char *names[] = {"idle", "aborted", "error"};
     struct agent_session *s = r->s;
@@ -87,6 +64,8 @@ static void finish(struct run *r, enum agent_run_status status, const char *errm
         r->queued = false;
         nwaiting--;
     }
+    agent__timer_stop(&r->approval_timer);
+    agent__timer_stop(&r->deadline);
     s->run = NULL;
     s->status = names[status];
     json_t *ev = agent__event_new("agent_run_end");
@@ -94,21 +73,25 @@ static void finish(struct run *r, enum agent_run_status status, const char *errm
     json_object_set_new(ev, "iterations", json_integer(r->iterations));
     json_object_set_new(ev, "elapsedMs", json_integer((json_int_t)(mono_ms() - r->start_ms)));
     json_object_set_new(ev, "status", json_string(names[status]));
+    if (r->usage)
+        json_object_set(ev, "usage", r->usage);
     agent__emit_new(s, ev);
+    if (json_integer_value(json_object_get(r->usage, "llmCalls")) > 0)
+        agent__session_save_usage(s);
     if (r->on_done)
         r->on_done(r->done_data, status, r->final_msg, errmsg);
     if (r->counted) {
         agent__running--;
         start_waiting();
     }
-    run_unref(r);
+    agent__run_unref(r);
 }
 
 static void fail(struct run *r, const char *msg)
 {
     char *m = xasprintf("Error in agent execution: %s", msg);
     emit_system(r->s, "error", m);
-    finish(r, AGENT_RUN_ERROR, msg);
+    agent__run_finish(r, AGENT_RUN_ERROR, msg);
     xfree(m);
 }
 
@@ -203,6 +186,16 @@ static void on_llm_done(void *data, int status, const struct llm_result *res, co
     json_object_set_new(ev, "finishReason", json_string(finish_reason));
     json_object_set_new(ev, "messageId", json_string(r->message_id));
     json_object_set_new(ev, "elapsedMs", json_integer((json_int_t)(mono_ms() - r->llm_start_ms)));
+    size_t out_chars = strlen(res->content) + strlen(res->reasoning);
+    for (size_t i = 0; i < res->n_tool_calls; i++)
+        out_chars += strlen(res->tool_calls[i].name) + strlen(res->tool_calls[i].arguments);
+    json_t *usage = agent__usage_new(res->usage, r->prompt_chars, out_chars);
+    json_object_set_new(ev, "usage", usage);
+    agent__usage_add(r->usage, usage);
+    json_object_set_new(r->usage, "llmCalls", json_integer(r->iterations));
+    if (r->s->usage == NULL)
+        r->s->usage = json_object();
+    agent__usage_add(r->s->usage, usage);
     /* Prompt engineering: the event also carries the unparsed text, and the history keeps it
      * (the llm layer sends it back as the model wrote it). */
     bool raw = res->raw_content && strcmp(res->raw_content, res->content) != 0;
@@ -226,14 +219,17 @@ static void on_llm_done(void *data, int status, const struct llm_result *res, co
     agent__emit_new(r->s, ev);
     if (res->n_tool_calls == 0) {
         json_decref(calls);
-        finish(r, AGENT_RUN_IDLE, NULL);
+        agent__run_finish(r, AGENT_RUN_IDLE, NULL);
         return;
     }
     json_decref(r->calls);
     r->calls = calls;
     r->call_idx = 0;
     r->state = RUN_TOOLS;
-    next_tool(r);
+    if (agent__over_token_budget(r))
+        return;
+    agent__request_approvals(r);
+    agent__next_tool(r);
 }
 
 /* ---- tools ---- */
@@ -307,7 +303,7 @@ static void emit_tool_result(struct run *r, const char *call_id, const char *nam
     agent__history_tool(r->s, call_id, content);
 }
 
-static const char *call_field(const json_t *call, const char *key)
+const char *agent__call_field(const json_t *call, const char *key)
 {
     const char *v = json_get_str(json_object_get(call, "function"), key);
     return v ? v : "";
@@ -319,16 +315,16 @@ static void on_tool_done(void *data, const struct tool_result *res)
     r->tool = NULL;
     if (r->state != RUN_DONE) {
         const json_t *call = json_array_get(r->calls, r->call_idx);
-        emit_tool_result(r, json_get_str(call, "id"), call_field(call, "name"), res->content,
+        emit_tool_result(r, json_get_str(call, "id"), agent__call_field(call, "name"), res->content,
                          res->error, mono_ms() - r->tool_start_ms);
         r->call_idx++;
-        next_tool(r);
+        agent__next_tool(r);
     }
-    run_unref(r);
+    agent__run_unref(r);
 }
 
 /* Parses the streamed argument text; "" (and whitespace) means {}. */
-static json_t *parse_args(const char *text, char **err)
+json_t *agent__parse_args(const char *text, char **err)
 {
     const char *p = text;
     while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
@@ -389,9 +385,9 @@ static void rewrite_paths(json_t *args, const char *tool, const char *ws)
 static bool start_tool(struct run *r, const json_t *call)
 {
     const char *id = json_get_str(call, "id");
-    const char *name = call_field(call, "name");
+    const char *name = agent__call_field(call, "name");
     char *err = NULL;
-    json_t *args = parse_args(call_field(call, "arguments"), &err);
+    json_t *args = agent__parse_args(agent__call_field(call, "arguments"), &err);
     if (args == NULL) {
         /* As the original: a parse failure comes before the tool_call event (§5.3). */
         char *msg = xasprintf("Error: %s", err);
@@ -428,13 +424,63 @@ static bool start_tool(struct run *r, const json_t *call)
     return true;
 }
 
-static void next_tool(struct run *r)
+/* A call that will not run: its card, then a failed result the model reads. */
+static void refuse_call(struct run *r, const json_t *call, const char *why)
+{
+    const char *id = json_get_str(call, "id");
+    const char *name = agent__call_field(call, "name");
+    char *err = NULL;
+    json_t *args = agent__parse_args(agent__call_field(call, "arguments"), &err);
+    json_t *ev = agent__event_new("tool_call");
+    json_object_set_new(ev, "toolCallId", json_string(id));
+    json_object_set_new(ev, "name", json_string(name));
+    json_object_set_new(ev, "arguments", args ? args : json_object());
+    json_object_set_new(ev, "startTime", json_integer((json_int_t)now_ms()));
+    agent__emit_new(r->s, ev);
+    xfree(err);
+    char *msg = xasprintf("Error: %s", why);
+    json_t *content = json_string_lossy(msg, strlen(msg));
+    emit_tool_result(r, id, name, content, why, 0);
+    json_decref(content);
+    xfree(msg);
+}
+
+void agent__next_tool(struct run *r)
 {
     while (r->call_idx < json_array_size(r->calls)) {
-        if (start_tool(r, json_array_get(r->calls, r->call_idx)))
+        const json_t *call = json_array_get(r->calls, r->call_idx);
+        const char *policy = agent__approval_policy(agent__call_field(call, "name"));
+        const json_t *entry = json_object_get(r->approvals, json_get_str(call, "id"));
+        if (strcmp(policy, "deny") == 0) {
+            refuse_call(r, call, "denied by policy (tools.approval)");
+            r->call_idx++;
+            continue;
+        }
+        if (entry && !json_is_boolean(json_object_get(entry, "approved"))) {
+            r->state = RUN_APPROVAL; /* agent_tool_approval or the expiry timer continues */
+            return;
+        }
+        r->state = RUN_TOOLS;
+        if (entry && json_is_false(json_object_get(entry, "approved"))) {
+            const char *why = json_get_str(entry, "reason");
+            char *m = xasprintf("denied by the user: %s", why && *why ? why : "no reason given");
+            refuse_call(r, call, m);
+            xfree(m);
+            r->call_idx++;
+            continue;
+        }
+        uint64_t limit = agent__opts.budget.tool_calls_per_run;
+        if (limit && r->tool_calls >= limit) {
+            agent__stop_run(r, "maxToolCallsPerRun", r->tool_calls + 1, limit, "");
+            return;
+        }
+        r->tool_calls++;
+        if (start_tool(r, call))
             return; /* on_tool_done continues */
         r->call_idx++;
     }
+    json_decref(r->approvals);
+    r->approvals = NULL;
     r->state = RUN_LLM;
     next_iteration(r);
 }
@@ -508,7 +554,7 @@ static void max_iterations_reached(struct run *r)
     json_decref(r->final_msg);
     r->final_msg = json_incref(ev);
     agent__emit_new(r->s, ev);
-    finish(r, AGENT_RUN_IDLE, NULL);
+    agent__run_finish(r, AGENT_RUN_IDLE, NULL);
 }
 
 static const struct llm_callbacks llm_cbs = {
@@ -533,6 +579,7 @@ static void next_iteration(struct run *r)
     json_array_append_new(messages, system_message(r));
     json_array_extend(messages, r->s->history);
     limit_images(messages);
+    r->prompt_chars = json_dumpb(messages, NULL, 0, JSON_COMPACT);
     int rc = llm_request_start(agent__opts.llm, agent__opts.llm_cfg, messages,
                                tools_openai_schema(), &llm_cbs, r, &r->llm);
     json_decref(messages);
@@ -574,6 +621,26 @@ static void emit_run_start(struct agent_session *s, const json_t *query, bool st
     agent__emit_new(s, ev);
 }
 
+/* The state every run starts with, fresh or resumed: its clock and deadline, its usage sum. */
+static void run_begin(struct run *r, struct agent_session *s)
+{
+    r->s = s;
+    r->refs = 1;
+    r->state = RUN_LLM;
+    r->start_ms = mono_ms();
+    r->usage = json_pack("{s:i, s:i, s:i, s:i}", "promptTokens", 0, "completionTokens", 0,
+                         "totalTokens", 0, "llmCalls", 0);
+    buf_init(&r->think, 16 << 20);
+    list_init(&r->qnode);
+    uint64_t limit = agent__opts.run_max_ms;
+    if (agent__opts.budget.run_ms && (limit == 0 || agent__opts.budget.run_ms < limit))
+        limit = agent__opts.budget.run_ms;
+    if (limit)
+        r->deadline = agent__timer_start(r, agent__on_deadline, limit);
+    s->run = r;
+    s->status = "executing";
+}
+
 static bool slots_full(void)
 {
     return agent__opts.max_concurrent_runs && agent__running >= agent__opts.max_concurrent_runs;
@@ -583,6 +650,9 @@ int agent_run_check(const struct agent_session *s)
 {
     if (s->run)
         return -EBUSY;
+    if (agent__opts.budget.tokens_per_session &&
+        agent__usage_total(s->usage) >= agent__opts.budget.tokens_per_session)
+        return -EDQUOT;
     if (slots_full() && nwaiting >= agent__opts.max_queued_runs)
         return -EAGAIN;
     return 0;
@@ -596,23 +666,16 @@ int agent_run_start(struct agent_session *s, const json_t *query, bool stream, a
         return rc;
     bool full = slots_full();
     struct run *r = xcalloc(1, sizeof(*r));
-    r->s = s;
-    r->refs = 1;
-    r->state = RUN_LLM;
     r->stream = stream;
     r->on_done = on_done;
     r->done_data = data;
-    r->start_ms = mono_ms();
-    buf_init(&r->think, 16 << 20);
-    list_init(&r->qnode);
-    s->run = r;
-    s->status = "executing";
+    run_begin(r, s);
     emit_run_start(s, query, stream);
     json_array_append_new(s->history,
                           json_pack("{s:s, s:O}", "role", "user", "content", query));
     if (agent__opts.model_error) {
         emit_system(s, "error", agent__opts.model_error);
-        finish(r, AGENT_RUN_ERROR, agent__opts.model_error);
+        agent__run_finish(r, AGENT_RUN_ERROR, agent__opts.model_error);
         return 0;
     }
     if (full) {
@@ -625,6 +688,22 @@ int agent_run_start(struct agent_session *s, const json_t *query, bool stream, a
     agent__running++;
     next_iteration(r);
     return 0;
+}
+
+void agent__run_resume(struct agent_session *s, const json_t *calls, size_t call_idx,
+                       json_t *approvals)
+{
+    struct run *r = xcalloc(1, sizeof(*r));
+    run_begin(r, s);
+    r->calls = json_incref((json_t *)calls);
+    r->call_idx = call_idx;
+    r->approvals = approvals;
+    r->state = RUN_TOOLS;
+    r->counted = true; /* it held a slot before the restart */
+    agent__running++;
+    log_info("sess %s: resuming the run that waits for tool approval", s->id);
+    agent__approval_timer_arm(r);
+    agent__next_tool(r);
 }
 
 void agent__runs_abort_all(void)
@@ -649,7 +728,7 @@ bool agent_abort(struct agent_session *s)
     }
     if (r->tool)
         tool_run_abort(r->tool); /* its on_done still comes, and is ignored */
-    if (r->state == RUN_TOOLS) {
+    if (r->state == RUN_TOOLS || r->state == RUN_APPROVAL) {
         /* Every tool call of the last assistant message needs an answer in the history, or the
          * next request is invalid for the provider. */
         json_t *aborted = json_string("Error: Request was aborted");
@@ -667,6 +746,6 @@ bool agent_abort(struct agent_session *s)
     json_decref(r->final_msg);
     r->final_msg = json_incref(ev);
     agent__emit_new(s, ev);
-    finish(r, AGENT_RUN_ABORTED, NULL);
+    agent__run_finish(r, AGENT_RUN_ABORTED, NULL);
     return true;
 }

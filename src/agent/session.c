@@ -220,6 +220,22 @@ static json_t *model_config(void)
     return json_pack("{s:s?, s:s?}", "provider", l->provider, "id", l->model);
 }
 
+void agent__session_save_usage(struct agent_session *s)
+{
+    if (agent__opts.store == NULL || s->usage == NULL || s->deleted)
+        return;
+    json_t *info = store_session_get(agent__opts.store, s->id);
+    if (info == NULL)
+        return;
+    json_t *meta = json_object_get(info, "metadata");
+    meta = json_is_object(meta) ? json_deep_copy(meta) : json_object();
+    json_object_set(meta, "usage", s->usage);
+    if (store_session_update(agent__opts.store, s->id, meta, now_ms()) < 0)
+        log_warn("sess %s: cannot store its usage: %s", s->id, store_last_error(agent__opts.store));
+    json_decref(meta);
+    json_decref(info);
+}
+
 struct agent_session *agent_session_create(const json_t *extra_metadata, char **err)
 {
     char id[22];
@@ -258,10 +274,22 @@ struct agent_session *agent_session_create(const json_t *extra_metadata, char **
 struct rebuild {
     struct agent_session *s;
     json_t *pending;    /* tool call ids of the last assistant message without a result yet */
+    json_t *calls;      /* the tool calls of that message, or NULL */
+    json_t *approvals;  /* its approval requests and decisions: toolCallId -> entry */
+    json_t *usage;      /* the sum of the answers' usage, or NULL */
     bool running;       /* an agent_run_start without its agent_run_end */
     const char *status;
     int64_t count;
 };
+
+static bool json_array_contains_str(const json_t *a, const char *v)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(a, i, e) if (v && json_string_value(e) && strcmp(json_string_value(e), v) == 0)
+        return true;
+    return false;
+}
 
 static void answer_pending(struct rebuild *rb)
 {
@@ -297,8 +325,18 @@ static void rebuild_assistant(struct rebuild *rb, json_t *ev)
         content = json_object_get(ev, "content");
     json_t *msg = json_pack("{s:s, s:o}", "role", "assistant", "content",
                             json_is_string(content) ? json_incref(content) : json_string(""));
+    const json_t *usage = json_object_get(ev, "usage");
+    if (json_is_object(usage)) {
+        if (rb->usage == NULL)
+            rb->usage = json_object();
+        agent__usage_add(rb->usage, usage);
+    }
     json_t *calls = json_object_get(ev, "toolCalls");
+    json_decref(rb->calls);
+    rb->calls = NULL;
+    json_object_clear(rb->approvals);
     if (json_is_array(calls) && json_array_size(calls) > 0) {
+        rb->calls = json_incref(calls);
         json_object_set(msg, "tool_calls", calls);
         size_t i;
         json_t *c;
@@ -329,6 +367,20 @@ static int rebuild_event(void *data, int64_t pos, const char *text, size_t len)
         if (id) {
             agent__history_tool(rb->s, id, json_object_get(ev, "content"));
             drop_pending(rb->pending, id);
+        }
+    } else if (strcmp(type, "tool_approval_request") == 0) {
+        const char *id = json_get_str(ev, "toolCallId");
+        if (id)
+            json_object_set_new(rb->approvals, id,
+                                json_pack("{s:s, s:O*, s:O*, s:O*}", "toolCallId", id, "name",
+                                          json_object_get(ev, "name"), "arguments",
+                                          json_object_get(ev, "arguments"), "expiresAt",
+                                          json_object_get(ev, "expiresAt")));
+    } else if (strcmp(type, "tool_approval_result") == 0) {
+        json_t *e = json_object_get(rb->approvals, json_get_str(ev, "toolCallId"));
+        if (e && json_is_boolean(json_object_get(ev, "approved"))) {
+            json_object_set(e, "approved", json_object_get(ev, "approved"));
+            json_object_set(e, "reason", json_object_get(ev, "reason"));
         }
     } else if (strcmp(type, "agent_run_start") == 0) {
         rb->running = true;
@@ -378,16 +430,30 @@ struct agent_session *agent_session_load(const char *id, char **err)
     workspace_mkdirs(workspace); /* the tools report it if it is still missing */
     json_decref(info);
     s = session_new(id, workspace);
-    struct rebuild rb = {.s = s, .pending = json_array(), .status = "idle"};
+    struct rebuild rb = {
+        .s = s, .pending = json_array(), .approvals = json_object(), .status = "idle"};
     int rc = store_events_load(agent__opts.store, id, 0, 0, rebuild_event, &rb);
-    answer_pending(&rb);
-    json_decref(rb.pending);
     s->seq = rb.count;
     s->status = rb.status;
+    s->usage = rb.usage;
     if (rc < 0)
         log_error("sess %s: cannot read its events: %s", id, store_last_error(agent__opts.store));
-    if (rb.running)
-        mark_interrupted(s);
+    /* A run that waited for tool approval when the server stopped goes on waiting. */
+    size_t next = 0;
+    while (rb.calls && next < json_array_size(rb.calls) &&
+           !json_array_contains_str(rb.pending, json_get_str(json_array_get(rb.calls, next), "id")))
+        next++;
+    if (rc == 0 && rb.running && rb.calls && json_object_size(rb.approvals) > 0 &&
+        next < json_array_size(rb.calls)) {
+        agent__run_resume(s, rb.calls, next, json_incref(rb.approvals));
+    } else {
+        answer_pending(&rb);
+        if (rb.running)
+            mark_interrupted(s);
+    }
+    json_decref(rb.pending);
+    json_decref(rb.calls);
+    json_decref(rb.approvals);
     log_info("sess %s: loaded from storage (%lld events)", id, (long long)rb.count);
     return s;
 }
@@ -496,6 +562,7 @@ static void session_free(struct agent_session *s)
         agent_event_unref(s->log[(s->log_head + i) % s->log_cap]);
     xfree(s->log);
     json_decref(s->history);
+    json_decref(s->usage);
     xfree(s->workspace);
     xfree(s->id);
     xfree(s);
@@ -549,8 +616,12 @@ void agent_shutdown(void)
     size_t n = 0;
     for (size_t i = 0; map_next(&sessions, &i, &k, &v);)
         all[n++] = v;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (agent__run_suspend(all[i]))
+            log_info("sess %s: its run waits for tool approval; it goes on after a restart",
+                     all[i]->id);
         session_retire(all[i]);
+    }
     xfree(all);
     map_release(&sessions);
 }

@@ -48,6 +48,7 @@ void api__session_details(struct http_req *req, struct agent_session *s);
 void api__session_events(struct http_req *req, struct agent_session *s);
 void api__events_latest(struct http_req *req);
 void api__session_status(struct http_req *req, struct agent_session *s);
+void api__tool_approval(struct http_req *req, struct agent_session *s, const json_t *body);
 void api__session_update(struct http_req *req, struct agent_session *s, const json_t *body);
 void api__session_delete(struct http_req *req, struct agent_session *s);
 void api__generate_summary(struct http_req *req, struct agent_session *s, const json_t *body);

@@ -84,9 +84,20 @@ static void on_query_close(struct http_req *req, void *data)
     query_ctx_free(q);
 }
 
+/* budget.maxTokensPerSession is used up: no new run. */
+static void respond_over_budget(struct http_req *req)
+{
+    api__error2(req, 429, "Session budget exceeded",
+                "This session has used its budget.maxTokensPerSession; start a new session.");
+}
+
 void api__run_query(struct http_req *req, struct agent_session *s, const json_t *query,
                     enum api_flavor flavor)
 {
+    if (agent_run_check(s) == -EDQUOT) {
+        respond_over_budget(req);
+        return;
+    }
     if (agent_session_running(s)) {
         if (flavor == API_SEED)
             api__error2(req, 500, "Failed to process query", AGENT_BUSY_MSG);
@@ -196,6 +207,8 @@ void api__run_stream(struct http_req *req, struct agent_session *s, const json_t
         stream_start_error(req, AGENT_BUSY_MSG);
     } else if (rc == -EAGAIN) {
         respond_queue_full(req);
+    } else if (rc == -EDQUOT) {
+        respond_over_budget(req);
     } else {
         stream_open(req, s, flavor);
         agent_run_start(s, query, true, NULL, NULL); /* cannot fail after the check */

@@ -22,7 +22,7 @@ enum route_id {
     V_RT_GET, V_RT_POST, V_SHARE_CONFIG, V_CSRF, V_LATEST,
     V_SESSIONS, /* marker */
     V_DETAILS, V_EVENTS, V_EVENTS_STREAM, V_STATUS, V_UPDATE, V_DELETE, V_SUMMARY,
-    V_SHARE, V_FILES, V_SEARCH, V_VALIDATE, V_QUERY, V_STREAM, V_ABORT, V_MODEL,
+    V_SHARE, V_FILES, V_SEARCH, V_VALIDATE, V_QUERY, V_STREAM, V_ABORT, V_MODEL, V_APPROVAL,
 };
 
 static const struct route routes[] = {
@@ -61,6 +61,7 @@ static const struct route routes[] = {
     {"POST", "/api/v1/sessions/query/stream", V_STREAM},
     {"POST", "/api/v1/sessions/abort", V_ABORT},
     {"POST", "/api/v1/sessions/model", V_MODEL},
+    {"POST", "/api/v1/sessions/tool-approval", V_APPROVAL},
 };
 
 void api_init(const struct api_options *opts)
@@ -245,6 +246,7 @@ static void dispatch_session(struct http_req *req, int id, struct agent_session 
         break;
     case V_ABORT: handle_abort(req, s); break;
     case V_MODEL: api__session_model(req, s, body); break;
+    case V_APPROVAL: api__tool_approval(req, s, body); break;
     }
 }
 

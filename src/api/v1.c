@@ -25,9 +25,19 @@ static void respond_obj(struct http_req *req, int status, json_t *j /* stolen */
     json_decref(j);
 }
 
+/* The session's token usage (kept in metadata.usage at the end of every run) is shown at the
+ * top of SessionInfo too. */
+static json_t *with_usage(json_t *info)
+{
+    json_t *u = json_object_get(json_object_get(info, "metadata"), "usage");
+    if (json_is_object(u))
+        json_object_set(info, "usage", u);
+    return info;
+}
+
 static json_t *session_info(struct agent_session *s)
 {
-    return store_session_get(api__opts->store, agent_session_id(s));
+    return with_usage(store_session_get(api__opts->store, agent_session_id(s)));
 }
 
 static int collect_event(void *data, int64_t pos, const char *json, size_t len)
@@ -70,6 +80,10 @@ void api__sessions_list(struct http_req *req)
         api__error2(req, 500, "Failed to get sessions", store_last_error(api__opts->store));
         return;
     }
+    size_t i;
+    json_t *info;
+    json_array_foreach(list, i, info)
+        with_usage(info);
     respond_obj(req, 200, json_pack("{s:o}", "sessions", list));
 }
 
@@ -168,6 +182,7 @@ void api__events_latest(struct http_req *req)
     } else if (info == NULL) {
         http_respond_error(req, 404, "No sessions found");
     } else {
+        with_usage(info);
         const char *id = json_get_str(info, "id");
         json_t *events = stored_events(id);
         respond_obj(req, 200, json_pack("{s:s, s:O, s:o?}", "sessionId", id, "sessionInfo", info,
@@ -180,10 +195,36 @@ void api__events_latest(struct http_req *req)
 void api__session_status(struct http_req *req, struct agent_session *s)
 {
     bool running = agent_session_running(s);
-    respond_obj(req, 200,
-                json_pack("{s:s, s:{s:b, s:s}}", "sessionId", agent_session_id(s), "status",
-                          "isProcessing", running, "state",
-                          running ? "executing" : agent_session_status(s)));
+    json_t *pending = agent_session_pending_approvals(s);
+    bool waiting = running && json_array_size(pending) > 0;
+    json_t *st = json_pack("{s:b, s:s}", "isProcessing", running, "state",
+                           waiting   ? "awaiting_approval"
+                           : running ? "executing"
+                                     : agent_session_status(s));
+    if (waiting)
+        json_object_set(st, "pendingApprovals", pending);
+    json_decref(pending);
+    respond_obj(req, 200, json_pack("{s:s, s:o}", "sessionId", agent_session_id(s), "status", st));
+}
+
+/* POST /api/v1/sessions/tool-approval {sessionId, toolCallId, approved, reason?} */
+void api__tool_approval(struct http_req *req, struct agent_session *s, const json_t *body)
+{
+    const char *id = json_get_str(body, "toolCallId");
+    const json_t *approved = json_object_get(body, "approved");
+    const json_t *reason = json_object_get(body, "reason");
+    if (id == NULL || *id == '\0' || !json_is_boolean(approved) ||
+        (reason && !json_is_null(reason) && !json_is_string(reason))) {
+        http_respond_error(req, 400,
+                           "toolCallId (string) and approved (boolean) are required; reason is "
+                           "an optional string");
+        return;
+    }
+    if (agent_tool_approval(s, id, json_is_true(approved), json_string_value(reason), "api") < 0) {
+        http_respond_error(req, 404, "No pending approval for that toolCallId");
+        return;
+    }
+    respond_obj(req, 200, json_pack("{s:b}", "success", 1));
 }
 
 /* Shallow-merges `patch` into the stored metadata and stores it; returns the new SessionInfo. */

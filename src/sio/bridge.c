@@ -488,6 +488,24 @@ static void on_abort(struct sio_socket *sock, const json_t *arg, int64_t ack_id)
     json_decref(res);
 }
 
+/* tool-approval {sessionId, toolCallId, approved, reason?}: as POST /api/v1/sessions/tool-approval */
+static void on_tool_approval(struct sio_socket *sock, const json_t *arg, int64_t ack_id)
+{
+    struct agent_session *s = agent_session_find(json_get_str(arg, "sessionId"));
+    const char *id = json_get_str(arg, "toolCallId");
+    const json_t *approved = json_object_get(arg, "approved");
+    const json_t *reason = json_object_get(arg, "reason");
+    if (!s)
+        reply_error(sock, ack_id, SESSION_NOT_FOUND);
+    else if (!id || !json_is_boolean(approved) || (reason && !json_is_null(reason) && !json_is_string(reason)))
+        reply_error(sock, ack_id, "toolCallId (string) and approved (boolean) are required");
+    else if (agent_tool_approval(s, id, json_is_true(approved), json_string_value(reason),
+                                 "socket.io") < 0)
+        reply_error(sock, ack_id, "No pending approval for that toolCallId");
+    else
+        ack_success(sock, ack_id);
+}
+
 static void on_server_status(struct sio_socket *sock, int64_t ack_id)
 {
     const char *running = agent_running_session();
@@ -514,6 +532,8 @@ static void main_on_event(struct sio_socket *sock, const char *name, const json_
         on_send_query(sock, arg, ack_id);
     } else if (strcmp(name, "abort-query") == 0) {
         on_abort(sock, arg, ack_id);
+    } else if (strcmp(name, "tool-approval") == 0) {
+        on_tool_approval(sock, arg, ack_id);
     } else if (strcmp(name, "get-server-status") == 0) {
         on_server_status(sock, ack_id);
     } else if (strcmp(name, "ping") == 0) {

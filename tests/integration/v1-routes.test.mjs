@@ -56,7 +56,9 @@ const qs = (sid) => `sessionId=${encodeURIComponent(sid)}`;
 /** Asserts the shape of a SessionInfo from this server. */
 function assertSessionInfo(s, sid, server = srv) {
     assert.equal(s.id, sid);
-    for (const k of Object.keys(s)) assert.ok(['id', 'createdAt', 'updatedAt', 'workspace', 'metadata'].includes(k), `unexpected SessionInfo key ${k}`);
+    for (const k of Object.keys(s)) assert.ok(['id', 'createdAt', 'updatedAt', 'workspace', 'metadata', 'usage'].includes(k), `unexpected SessionInfo key ${k}`);
+    // usage: the session's token total (governed runs), the same as the stored metadata.usage
+    if ('usage' in s) assert.deepEqual(s.usage, s.metadata.usage);
     assert.ok(Number.isInteger(s.createdAt) && Number.isInteger(s.updatedAt), JSON.stringify(s));
     assert.ok(s.updatedAt >= s.createdAt);
     assert.ok(Math.abs(s.createdAt - Date.now()) < 600000, `createdAt ${s.createdAt} is a current ms time`);
