@@ -16,7 +16,7 @@ import { TARS_BIN, cleanup, startServer } from '../tests/integration/lib/server.
 import { addToolScenarios, runTools } from '../tests/integration/lib/tools-scenarios.mjs';
 
 const N = Number(process.argv[2] || process.env.BENCH_N || 60);
-const BATCH = 20; /* commands per query (one model step each) */
+const BATCH = 10; /* commands per query (one model step each) */
 
 addToolScenarios();
 
@@ -34,26 +34,37 @@ function line(label, st) {
     return `${label.padEnd(44)} n=${String(st.n).padStart(4)}  mean ${f(st.mean)} ms  p50 ${f(st.p50)}  p90 ${f(st.p90)}  max ${f(st.max)}`;
 }
 
-/** elapsedMs of N `true` commands through the server started with `args`. */
-async function throughServer(fake, args) {
-    const srv = await startServer({ fake, args: [...args, '--logLevel', 'warn'] });
+/**
+ * elapsedMs of N `true` commands through each server of `modes` ([label, args]). The servers run
+ * side by side and take turns, BATCH commands (one query) at a time, so that load from elsewhere
+ * on the machine falls on every mode alike.
+ */
+async function throughServers(fake, modes) {
+    const servers = [];
     try {
-        const ms = [];
-        /* one warm-up query: page cache, bwrap's first start */
-        await runTools(srv, fake, [['run_command', { command: 'true' }]]);
-        while (ms.length < N) {
-            const k = Math.min(BATCH, N - ms.length);
-            const run = await runTools(srv, fake, Array.from({ length: k }, () => ['run_command', { command: 'true' }]), { timeoutMs: 60000 });
-            for (const r of run.results) {
-                if (r.error || (Array.isArray(r.content) && r.content.some((p) => p.name === 'ERROR'))) {
-                    throw new Error(`command failed: ${JSON.stringify(r)}`);
+        for (const [label, args] of modes) {
+            const srv = await startServer({ fake, args: [...args, '--logLevel', 'warn'] });
+            servers.push({ label, srv, ms: [] });
+            /* one warm-up query: page cache, bwrap's first start */
+            await runTools(srv, fake, [['run_command', { command: 'true' }]]);
+        }
+        while (servers.some((s) => s.ms.length < N)) {
+            for (const s of servers) {
+                const k = Math.min(BATCH, N - s.ms.length);
+                if (k <= 0) continue;
+                const steps = Array.from({ length: k }, () => ['run_command', { command: 'true' }]);
+                const run = await runTools(s.srv, fake, steps, { timeoutMs: 60000 });
+                for (const r of run.results) {
+                    if (r.error || (Array.isArray(r.content) && r.content.some((p) => p.name === 'ERROR'))) {
+                        throw new Error(`${s.label}: command failed: ${JSON.stringify(r)}`);
+                    }
+                    s.ms.push(r.elapsedMs);
                 }
-                ms.push(r.elapsedMs);
             }
         }
-        return stats(ms);
+        return Object.fromEntries(servers.map((s) => [s.label, stats(s.ms)]));
     } finally {
-        await cleanup(srv);
+        await cleanup(...servers.map((s) => s.srv));
     }
 }
 
@@ -81,17 +92,15 @@ try {
         console.log('(bwrap is not installed: apt-get install bubblewrap; sandboxed modes skipped)');
     }
     modes.push(['sandbox none (command helper)', ['--command.sandbox', 'none']]);
-    const results = {};
-    for (const [label, args] of modes) {
-        results[label] = await throughServer(fake, args);
-        console.log(line(`server: ${label}`, results[label]));
-    }
-    console.log(line('bare spawnSync: /bin/sh -c true', bare('/bin/sh', ['-c', 'true'])));
+    const results = await throughServers(fake, modes);
+    for (const [label] of modes) console.log(line(`server: ${label}`, results[label]));
+    const sh = bare('/bin/sh', ['-c', 'true']);
+    console.log(line('bare spawnSync: /bin/sh -c true', sh));
     console.log(line('bare spawnSync: helper + /bin/sh -c true', bare(TARS_BIN, ['--command-helper', '/bin/sh', '-c', 'true'])));
+    const none = results['sandbox none (command helper)'].mean;
     if (hasBwrap) {
         const sb = results['sandbox bwrap (network on, the default)'].mean;
-        const none = results['sandbox none (command helper)'].mean;
-        console.log(`sandbox cost per command: ${(sb - none).toFixed(2)} ms over the unsandboxed helper (means)`);
+        console.log(`bubblewrap vs the unsandboxed helper: ${(sb - none).toFixed(2)} ms per command (means)`);
     }
 } finally {
     await fake.close();
