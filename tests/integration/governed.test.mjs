@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe } from 'node:test';
 import { io } from 'socket.io-client';
-import { startFakeOpenAI } from './lib/fake-openai.mjs';
+import { ANTHROPIC_KEY, startFakeAnthropic } from './lib/fake-anthropic.mjs';
+import { startFakeOpenAI, textReply } from './lib/fake-openai.mjs';
 import { cleanup, createSession, get, ofType, post, q, startServer, streamQuery, test, waitFor } from './lib/server.mjs';
 import { addToolScenarios, finalText, toolQuery } from './lib/tools-scenarios.mjs';
 
@@ -264,6 +265,34 @@ describe('usage, budgets and the run time limit', () => {
 
     /** The stream ends with the error event (as every error); the stored log then has exactly
      * one agent_run_end, status error. */
+    test('a provider without usage: estimated at four characters a token; Anthropic usage as it reports it', async () => {
+        const srv = await startServer({ fake });
+        try {
+            const query = q('text nousage=1', 'estimate me');
+            const out = await streamQuery(srv, await createSession(srv), query);
+            const u = ofType(out.events, 'assistant_message')[0].usage;
+            assert.equal(u.estimated, true);
+            assert.equal(u.completionTokens, Math.ceil(Buffer.byteLength(textReply(query)) / 4));
+            const sent = JSON.stringify(fake.requestsMatching(query)[0].body.messages).length;
+            assert.ok(u.promptTokens > 0 && Math.abs(u.promptTokens - sent / 4) < sent / 8, `${u.promptTokens} for ${sent} chars`);
+            assert.equal(u.totalTokens, u.promptTokens + u.completionTokens);
+            assert.equal(out.events.at(-1).usage.estimated, true);
+        } finally {
+            await cleanup(srv);
+        }
+        const claude = await startFakeAnthropic();
+        const asrv = await startServer({
+            args: ['--model.provider', 'anthropic', '--model.id', 'claude-fake-1', '--model.baseURL', claude.baseURL, '--model.apiKey', ANTHROPIC_KEY],
+        });
+        try {
+            const out = await streamQuery(asrv, await createSession(asrv), q('text', 'count my tokens'));
+            assert.deepEqual(ofType(out.events, 'assistant_message')[0].usage, { promptTokens: 123, completionTokens: 42, totalTokens: 165 });
+            assert.equal(out.events.at(-1).usage.totalTokens, 165);
+        } finally {
+            await cleanup(asrv, claude);
+        }
+    });
+
     const budgetEnd = async (srv, out, name) => {
         const events = out.events;
         const sys = ofType(events, 'system').find((e) => e.code === 'budget_exceeded' || e.code === 'run_timeout');

@@ -279,7 +279,8 @@ class ChunkStream {
         this.id = `chatcmpl-${randAlnum(29)}`;
         this.created = Math.floor(Date.now() / 1000);
         this.model = (rec.body && rec.body.model) || 'fake-model';
-        this.usage = !!(rec.body && rec.body.stream_options && rec.body.stream_options.include_usage);
+        // nousage=1: a provider that never reports usage, even when asked
+        this.usage = !!(rec.body && rec.body.stream_options && rec.body.stream_options.include_usage) && !analysis.params.nousage;
         const d = analysis.params.delay !== undefined ? Number(analysis.params.delay) : options.chunkDelayMs || 0;
         this.delay = Number.isFinite(d) ? d : 0;
         this.params = analysis.params;
