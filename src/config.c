@@ -72,26 +72,10 @@ static const char usage[] =
     "  --<any.dotted.key> VALUE    sets that key of the config tree\n"
     "  -h, --help                  this text\n";
 
-static const struct {
-    const char *name;
-    const char *prefix;
-} providers[] = {
-    {"openai", "https://api.openai.com/v1"},
-    {"deepseek", "https://api.deepseek.com/v1"},
-    {"volcengine", "https://ark.cn-beijing.volces.com/api/v3"},
-    {"ollama", "http://127.0.0.1:11434/v1"},
-    {"lm-studio", "http://127.0.0.1:1234/v1"},
-    {"openrouter", "https://openrouter.ai/api/v1"},
-    {"groq", "https://api.groq.com/openai/v1"},
-    {"anthropic", "https://api.anthropic.com"}, /* llm.c appends /v1/messages */
-};
-
+/* The provider table lives in llm/providers.c. */
 const char *config_provider_base_url(const char *provider)
 {
-    for (size_t i = 0; i < sizeof(providers) / sizeof(providers[0]); i++)
-        if (strcmp(providers[i].name, provider) == 0)
-            return providers[i].prefix;
-    return NULL;
+    return llm_provider_known(provider) ? llm_provider_get(provider)->base_url : NULL;
 }
 
 /* Keys whose values stay strings even when they look like numbers. */
@@ -548,13 +532,66 @@ static int read_all(struct config *c, char **err)
     char *engine = get_str(r, "toolCallEngine");
     l->tool_call_engine = engine && strcmp(engine, "prompt_engineering") == 0
                               ? LLM_ENGINE_PROMPT_ENGINEERING
+                          : engine && strcmp(engine, "structured_outputs") == 0
+                              ? LLM_ENGINE_STRUCTURED_OUTPUTS
                               : LLM_ENGINE_NATIVE;
     if (engine && l->tool_call_engine == LLM_ENGINE_NATIVE && strcmp(engine, "native") != 0) {
-        *err = xasprintf("unknown toolCallEngine '%s' (use native or prompt_engineering)", engine);
+        *err = xasprintf("unknown toolCallEngine '%s' (use native, prompt_engineering or "
+                         "structured_outputs)", engine);
         xfree(engine);
         return -1;
     }
     xfree(engine);
+    return 0;
+}
+
+/* ---- the model catalogue (issue 18) ---- */
+
+/* Catalogue values that name an environment variable are read from it; keys are recorded for
+ * config_hide_secrets and for the log's redaction. */
+static const char *catalog_env(void *data, const char *s, bool secret)
+{
+    struct config *c = data;
+    bool name = isupper((unsigned char)s[0]);
+    for (const char *p = s; *p && name; p++)
+        name = isupper((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_';
+    const char *e = name ? getenv(s) : NULL;
+    if (e != NULL && *e != '\0') {
+        if (secret)
+            strv_push(&c->key_env, s);
+        s = e;
+    } else if (name) {
+        return s;
+    }
+    if (secret)
+        log_add_secret(s);
+    return s;
+}
+
+/* server.models and model.providers after the default model; the default's own headers and
+ * params; with no model selected at all, the first catalogue model is the default (as the
+ * original's resolver). Installs the catalogue for the agent and the API. */
+static int read_catalog(struct config *c, char **err)
+{
+    json_t *m = get_path(c->root, "model");
+    json_t *use = get_path(c->root, "model.use");
+    json_t *sel = json_is_object(use) ? use : m;
+    const char *display = json_string_value(json_object_get(sel, "displayName"));
+    if (llm_catalog_build(&c->catalog, &c->llm, display, c->root, catalog_env, c, err) < 0 ||
+        llm_catalog_default_options(&c->catalog, &c->llm, sel, err) < 0)
+        return -1;
+    static const char *keys[] = {"provider", "id", "model", "apiKey", "baseURL", "displayName"};
+    bool chosen = false;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        chosen = chosen || json_object_get(sel, keys[i]) != NULL;
+    if (!chosen && c->catalog.n > 1) {
+        llm_catalog_promote_first(&c->catalog, &c->llm);
+        xfree(c->model_error);
+        c->model_error = c->llm.base_url ? NULL
+                                         : xasprintf("no model configured: model '%s' has no "
+                                                     "baseURL", c->llm.model);
+    }
+    llm_catalog_install(&c->catalog);
     return 0;
 }
 
@@ -570,7 +607,9 @@ int config_load(struct config *c, int argc, char **argv, char **err)
     }
     if (rc < 0)
         return -1;
-    return read_all(c, err);
+    if (read_all(c, err) < 0)
+        return -1;
+    return read_catalog(c, err);
 }
 
 void config_release(struct config *c)
@@ -585,6 +624,7 @@ void config_release(struct config *c)
     xfree(c->model_error);
     xfree(c->instructions);
     xfree(c->storage_path);
+    llm_catalog_release(&c->catalog);
     strv_free(c->config_files);
     strv_free(c->key_env);
     memset(c, 0, sizeof(*c));

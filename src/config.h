@@ -31,6 +31,7 @@ struct config {
     size_t max_images, max_tool_result_bytes; /* context.maxImagesCount, .maxToolResultBytes */
     char **config_files;     /* the --config files read, NULL-terminated (commands must not see them) */
     char **key_env;          /* environment variables an API key was read from, NULL-terminated */
+    struct llm_catalog catalog; /* the selectable models, llm first (installed by config_load) */
 };
 
 /* Parses argv. Returns 0 to run, 1 if --help was printed (exit 0), or -1 with a heap message in

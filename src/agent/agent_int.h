@@ -37,6 +37,10 @@ void agent__session_unref(struct agent_session *s);
  * message of their own). */
 void agent__history_tool(struct agent_session *s, const char *call_id, const json_t *content);
 
+/* model.c: the model config the session's next run uses (metadata.modelConfig in the model
+ * catalogue, else the default); valid for the process lifetime. */
+const struct llm_config *agent__session_model(struct agent_session *s);
+
 /* Keeps s->usage in the stored metadata (metadata.usage), for the session list. */
 void agent__session_save_usage(struct agent_session *s);
 

@@ -21,8 +21,10 @@
 #include "../core/xalloc.h"
 #include "anthropic_stream.h"
 #include "curl_uv.h"
+#include "openai_full.h"
 #include "openai_stream.h"
 #include "pe_parser.h"
+#include "structured.h"
 
 #define LLM_ERRBODY_MAX (64 * 1024)
 #define LLM_DEFAULT_IDLE_MS 60000u
@@ -60,7 +62,8 @@ struct llm_request {
     char *url;
     char *body; /* serialized JSON, xfree */
     size_t body_len;
-    char *auth; /* "Authorization: Bearer ..." / "x-api-key: ..." or NULL; never logged */
+    char *auth; /* "Authorization: Bearer ..." / "x-api-key: ..." / "api-key: ..." or NULL;
+                 * never logged */
     const char *version_header; /* "anthropic-version: ..." or NULL (static) */
     unsigned max_retries, idle_ms, connect_ms, retry_base_ms;
     unsigned retries; /* retries made so far */
@@ -77,13 +80,18 @@ struct llm_request {
     bool delivered;     /* a 2xx body byte went to the decoder: never retry after that */
     bool stream_failed; /* the decoder reported an error; the transfer was aborted */
     bool have_res;
-    bool anthropic; /* the Messages API wire: dec.anth, else dec.oai */
+    bool anthropic; /* the Messages API wire: dec.anth */
+    bool full;      /* one unstreamed answer (openai-non-streaming): dec.full, else dec.oai */
     bool pe;        /* content goes through the prompt-engineering parser */
+    bool so;        /* content goes through the structured-outputs parser */
+    char **extra_headers; /* model.headers lines, NULL-terminated, or NULL */
     union {
         struct oai_stream oai;
         struct anth_stream anth;
+        struct oai_full full;
     } dec;
     struct pe_parser pe_parser;
+    struct so_parser so_parser;
     struct llm_result res;
     int busy;       /* user callbacks of this request on the stack */
     bool cancelled; /* llm_request_cancel from inside one of them */
@@ -95,86 +103,6 @@ static const struct curl_uv_cbs xfer_cbs;
 static void finish(struct llm_request *req, int status, const char *msg);
 static void stream_ended(struct llm_request *req, CURLcode rc, const char *detail);
 
-/* ---- request body ----------------------------------------------------------------------- */
-
-bool llm_is_anthropic(const struct llm_config *cfg)
-{
-    return cfg->provider != NULL && strcmp(cfg->provider, "anthropic") == 0;
-}
-
-static bool use_pe(const struct llm_config *cfg)
-{
-    return cfg->tool_call_engine == LLM_ENGINE_PROMPT_ENGINEERING;
-}
-
-static json_t *stop_sequences(void)
-{
-    return json_pack("[s, s]", pe_stop_sequences[0], pe_stop_sequences[1]);
-}
-
-json_t *llm_openai_body(const struct llm_config *cfg, const json_t *messages, const json_t *tools)
-{
-    /* Prompt engineering: the tools live in the system prompt, and the history is text. */
-    json_t *pe_messages = NULL;
-    if (use_pe(cfg)) {
-        pe_messages = pe_prepare_messages(messages, tools);
-        messages = pe_messages;
-        tools = NULL;
-    }
-    json_t *body = json_object();
-    json_object_set_new(body, "model", json_string(cfg->model ? cfg->model : ""));
-    /* Shared, not copied: jansson reference counts are bookkeeping, the values stay unchanged. */
-    if (messages)
-        json_object_set(body, "messages", (json_t *)messages);
-    else
-        json_object_set_new(body, "messages", json_array());
-    if (json_is_array(tools) && json_array_size(tools) > 0)
-        json_object_set(body, "tools", (json_t *)tools);
-    json_object_set_new(body, "stream", json_true());
-    json_t *so = json_object();
-    json_object_set_new(so, "include_usage", json_true());
-    json_object_set_new(body, "stream_options", so);
-    if (cfg->max_tokens > 0)
-        json_object_set_new(body, "max_tokens", json_integer(cfg->max_tokens));
-    if (cfg->temperature >= 0)
-        json_object_set_new(body, "temperature", json_real(cfg->temperature));
-    if (cfg->thinking >= 0) {
-        json_t *th = json_object();
-        json_object_set_new(th, "type", json_string(cfg->thinking ? "enabled" : "disabled"));
-        json_object_set_new(body, "thinking", th);
-    }
-    if (pe_messages != NULL)
-        json_object_set_new(body, "stop", stop_sequences());
-    json_decref(pe_messages);
-    return body;
-}
-
-json_t *llm_anthropic_body(const struct llm_config *cfg, const json_t *messages,
-                           const json_t *tools)
-{
-    if (!use_pe(cfg))
-        return anth_request_body(cfg, messages, tools);
-    json_t *pe_messages = pe_prepare_messages(messages, tools);
-    json_t *body = anth_request_body(cfg, pe_messages, NULL);
-    json_decref(pe_messages);
-    json_object_set_new(body, "stop_sequences", stop_sequences());
-    return body;
-}
-
-/* Anthropic's documented base URL has no version ("https://api.anthropic.com", path
- * "/v1/messages"), while OpenAI-style configurations usually end in "/v1"; both work. */
-char *llm_request_url(const struct llm_config *cfg)
-{
-    const char *base = cfg->base_url ? cfg->base_url : "";
-    size_t len = strlen(base);
-    while (len > 0 && base[len - 1] == '/')
-        len--;
-    const char *path = "/chat/completions";
-    if (llm_is_anthropic(cfg))
-        path = len >= 3 && memcmp(base + len - 3, "/v1", 3) == 0 ? "/messages" : "/v1/messages";
-    return xasprintf("%.*s%s", (int)len, base, path);
-}
-
 /* ---- the decoder of the request's wire ------------------------------------------------- */
 
 static const struct llm_callbacks decoder_cbs, pe_cbs;
@@ -183,47 +111,63 @@ static void dec_init(struct llm_request *req, size_t max_line)
 {
     if (req->anthropic)
         anth_stream_init(&req->dec.anth, &decoder_cbs, req, max_line);
+    else if (req->full)
+        oai_full_init(&req->dec.full, &decoder_cbs, req, max_line);
     else
         oai_stream_init(&req->dec.oai, &decoder_cbs, req, max_line);
     if (req->pe)
         pe_parser_init(&req->pe_parser, &pe_cbs, req);
+    if (req->so)
+        so_parser_init(&req->so_parser, &pe_cbs, req);
 }
 
 static void dec_release(struct llm_request *req)
 {
     if (req->anthropic)
         anth_stream_release(&req->dec.anth);
+    else if (req->full)
+        oai_full_release(&req->dec.full);
     else
         oai_stream_release(&req->dec.oai);
     if (req->pe)
         pe_parser_release(&req->pe_parser);
+    if (req->so)
+        so_parser_release(&req->so_parser);
 }
 
 static int dec_feed(struct llm_request *req, const char *p, size_t len)
 {
     return req->anthropic ? anth_stream_feed(&req->dec.anth, p, len)
+           : req->full    ? oai_full_feed(&req->dec.full, p, len)
                           : oai_stream_feed(&req->dec.oai, p, len);
 }
 
-/* The end marker ([DONE] / message_stop) was seen. */
+/* The end marker ([DONE] / message_stop / a complete answer) was seen. */
 static bool dec_done(const struct llm_request *req)
 {
-    return req->anthropic ? req->dec.anth.done : req->dec.oai.done;
+    return req->anthropic ? req->dec.anth.done
+           : req->full    ? req->dec.full.done
+                          : req->dec.oai.done;
 }
 
 static int dec_status(const struct llm_request *req)
 {
-    return req->anthropic ? req->dec.anth.status : req->dec.oai.status;
+    return req->anthropic ? req->dec.anth.status
+           : req->full    ? req->dec.full.status
+                          : req->dec.oai.status;
 }
 
 static const char *dec_error(const struct llm_request *req)
 {
-    return req->anthropic ? req->dec.anth.error : req->dec.oai.error;
+    return req->anthropic ? req->dec.anth.error
+           : req->full    ? req->dec.full.error
+                          : req->dec.oai.error;
 }
 
 static int dec_finish(struct llm_request *req, struct llm_result *res)
 {
     int st = req->anthropic ? anth_stream_finish(&req->dec.anth, res)
+             : req->full    ? oai_full_finish(&req->dec.full, res)
                             : oai_stream_finish(&req->dec.oai, res);
     if (res->raw_content == NULL)
         res->raw_content = res->content;
@@ -231,6 +175,8 @@ static int dec_finish(struct llm_request *req, struct llm_result *res)
         res->reasoning_signature = "";
     if (req->pe)
         pe_parser_finish(&req->pe_parser, res);
+    if (req->so)
+        so_parser_finish(&req->so_parser, res);
     return st;
 }
 
@@ -280,6 +226,9 @@ static void req_destroy(struct llm_request *req)
     xfree(req->url);
     xfree(req->body);
     xfree(req->auth);
+    for (size_t i = 0; req->extra_headers && req->extra_headers[i]; i++)
+        xfree(req->extra_headers[i]);
+    xfree(req->extra_headers);
     xfree(req->fail_msg);
     uv_timer_stop(&req->timer);
     uv_close((uv_handle_t *)&req->timer, on_req_closed);
@@ -300,13 +249,15 @@ static struct curl_slist *build_headers(const struct llm_request *req)
 {
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Accept: text/event-stream");
+    h = curl_slist_append(h, req->full ? "Accept: application/json" : "Accept: text/event-stream");
     /* Bodies over 1 MiB would otherwise wait for "100 Continue", which some servers never send. */
     h = curl_slist_append(h, "Expect:");
     if (req->auth)
         h = curl_slist_append(h, req->auth);
     if (req->version_header)
         h = curl_slist_append(h, req->version_header);
+    for (size_t i = 0; req->extra_headers && req->extra_headers[i]; i++)
+        h = curl_slist_append(h, req->extra_headers[i]);
     return h;
 }
 
@@ -478,6 +429,8 @@ static void dec_content(void *data, const char *s, size_t len)
     struct llm_request *req = data;
     if (req->pe)
         pe_parser_feed(&req->pe_parser, s, len);
+    else if (req->so)
+        so_parser_feed(&req->so_parser, s, len);
     else
         fwd_content(data, s, len);
 }
@@ -489,13 +442,14 @@ static void dec_reasoning(void *data, const char *s, size_t len)
         req->cb.on_reasoning(req->data, s, len);
 }
 
-/* Native tool calls are not expected with prompt engineering (no tools are sent); should a
- * provider send some anyway, they are dropped so that the indexes stay the parser's. */
+/* Native tool calls are not expected with prompt engineering or structured outputs (no tools
+ * are sent); should a provider send some anyway, they are dropped so that the indexes stay the
+ * parser's. */
 static void dec_tool_call(void *data, size_t index, const char *id, const char *name,
                           const char *args, size_t args_len)
 {
     struct llm_request *req = data;
-    if (!req->pe)
+    if (!req->pe && !req->so)
         fwd_tool_call(data, index, id, name, args, args_len);
 }
 
@@ -674,6 +628,16 @@ static void conn_failed(struct llm_request *req, CURLcode rc, const char *detail
 
 static void stream_ended(struct llm_request *req, CURLcode rc, const char *detail)
 {
+    if (req->full && !req->have_res) {
+        /* The unstreamed answer is reported now that it is complete; a callback may cancel. */
+        req->busy++;
+        oai_full_emit(&req->dec.full);
+        req->busy--;
+        if (req->cancelled) {
+            req_destroy(req);
+            return;
+        }
+    }
     int st = dec_finish(req, &req->res);
     req->have_res = true;
     if (st == LLM_ERR_TRUNCATED && rc != CURLE_OK) {
@@ -770,15 +734,29 @@ static void req_configure(struct llm_request *req, const struct llm_config *cfg)
     req->idle_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : LLM_DEFAULT_IDLE_MS;
     req->connect_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : LLM_DEFAULT_CONNECT_MS;
     req->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : LLM_DEFAULT_RETRY_BASE_MS;
-    req->anthropic = llm_is_anthropic(cfg);
-    req->pe = use_pe(cfg);
+    const struct llm_provider *prov = llm_provider_get(cfg->provider);
+    req->anthropic = prov->wire == LLM_WIRE_ANTHROPIC;
+    req->full = prov->non_streaming;
+    req->pe = cfg->tool_call_engine == LLM_ENGINE_PROMPT_ENGINEERING;
+    req->so = cfg->tool_call_engine == LLM_ENGINE_STRUCTURED_OUTPUTS;
     req->url = llm_request_url(cfg);
+    bool key = cfg->api_key && cfg->api_key[0];
     if (req->anthropic) {
-        if (cfg->api_key && cfg->api_key[0])
+        if (key)
             req->auth = xasprintf("x-api-key: %s", cfg->api_key);
         req->version_header = LLM_ANTHROPIC_VERSION;
-    } else if (cfg->api_key && cfg->api_key[0]) {
+    } else if (key && prov->wire == LLM_WIRE_AZURE) {
+        req->auth = xasprintf("api-key: %s", cfg->api_key);
+    } else if (key) {
         req->auth = xasprintf("Authorization: Bearer %s", cfg->api_key);
+    }
+    size_t nh = 0;
+    while (cfg->headers && cfg->headers[nh])
+        nh++;
+    if (nh > 0) {
+        req->extra_headers = xcalloc(nh + 1, sizeof(char *));
+        for (size_t i = 0; i < nh; i++)
+            req->extra_headers[i] = xstrdup(cfg->headers[i]);
     }
     dec_init(req, cfg->max_line_bytes ? cfg->max_line_bytes : LLM_DEFAULT_MAX_LINE);
     buf_init(&req->errbody, LLM_ERRBODY_MAX);

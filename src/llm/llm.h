@@ -31,11 +31,14 @@ enum llm_status {
 enum llm_tool_call_engine {
     LLM_ENGINE_NATIVE = 0,             /* "tools" in the request, tool calls as deltas */
     LLM_ENGINE_PROMPT_ENGINEERING = 1, /* tools described in the system prompt, <tool_call> text */
+    LLM_ENGINE_STRUCTURED_OUTPUTS = 2, /* response_format JSON {content?, toolCall?} (structured.c) */
 };
 
 struct llm_config {
-    const char *provider;      /* "anthropic" speaks the Messages API; anything else ("openai",
-                                * "openai-compatible", "deepseek", ...) Chat Completions */
+    const char *provider;      /* a name of the provider table (providers.c): "anthropic" speaks
+                                * the Messages API, "azure-openai" Chat Completions on Azure's URL
+                                * scheme, "openai-non-streaming" one unstreamed request; anything
+                                * else ("openai", "deepseek", unknown names, ...) Chat Completions */
     const char *model;         /* model id sent as "model" */
     const char *base_url;      /* e.g. "http://127.0.0.1:9999/v1"; "/chat/completions" is
                                 * appended. anthropic: "/messages" when it ends in "/v1", else
@@ -51,7 +54,15 @@ struct llm_config {
     unsigned idle_timeout_ms;  /* abort the transfer when no byte arrives for this long */
     unsigned connect_timeout_ms;
     unsigned retry_base_ms;    /* first backoff step (default 500), doubled, capped at 8000 */
-    size_t max_line_bytes;     /* cap on one SSE line of the response (default 4 MiB) */
+    size_t max_line_bytes;     /* cap on one SSE line of the response (default 4 MiB); also
+                                * the cap of a whole unstreamed answer */
+    const char *api_version;   /* azure-openai: the api-version query parameter (NULL: default) */
+    const char *const *headers; /* extra request header lines "Name: value", NULL-terminated (or
+                                 * NULL); copied by llm_request_start */
+    const json_t *params;      /* members merged into the request body (model.params), or NULL */
+    int reasoning_replay;      /* assistant "reasoning_content" in the OpenAI wire's history:
+                                * 0 the provider's default (deepseek: dropped, others: sent),
+                                * 1 sent, -1 dropped */
 };
 
 struct llm_tool_call {
@@ -105,7 +116,8 @@ void llm_ctx_close(struct llm_ctx *ctx);
  * user (string or text / image_url parts), assistant {content, tool_calls}, tool {tool_call_id,
  * content}. For Anthropic thinking with tools, an assistant message may also carry
  * "reasoning_content" and "reasoning_signature" (from an Anthropic llm_result) to be replayed
- * as its thinking block; OpenAI-compatible bodies pass messages through unchanged. Returns 0 and sets *out, after which
+ * as its thinking block; OpenAI-compatible bodies drop reasoning_signature, and drop
+ * reasoning_content unless llm_replays_reasoning(cfg). Returns 0 and sets *out, after which
  * on_done fires exactly once (never from inside this call) unless llm_request_cancel is called;
  * returns <0 if nothing was started (then no callback fires). */
 int llm_request_start(struct llm_ctx *ctx, const struct llm_config *cfg, const json_t *messages,
@@ -126,5 +138,79 @@ json_t *llm_anthropic_body(const struct llm_config *cfg, const json_t *messages,
 char *llm_request_url(const struct llm_config *cfg);
 /* True when cfg->provider selects the Anthropic Messages API. */
 bool llm_is_anthropic(const struct llm_config *cfg);
+
+/* ---- the provider table (providers.c) -------------------------------------------------- */
+
+enum llm_wire { LLM_WIRE_OPENAI, LLM_WIRE_ANTHROPIC, LLM_WIRE_AZURE };
+
+struct llm_provider {
+    const char *name;
+    const char *base_url;  /* default base URL, or NULL (openai-compatible, azure-openai) */
+    const char *key_env;   /* environment variable a key falls back to, or NULL */
+    enum llm_wire wire;
+    bool non_streaming;    /* one request with "stream": false; the answer is one delta */
+    bool keyless;          /* local servers: the default base URL works without a key */
+    bool replay_reasoning; /* default of llm_config.reasoning_replay */
+};
+
+/* The entry for a provider name; unknown names (and NULL) get the openai-compatible entry. */
+const struct llm_provider *llm_provider_get(const char *name);
+/* True when the name is in the table (aliases included). */
+bool llm_provider_known(const char *name);
+/* Whether an OpenAI-wire request for cfg keeps assistant reasoning_content. */
+bool llm_replays_reasoning(const struct llm_config *cfg);
+
+/* ---- the model catalogue (catalog.c) --------------------------------------------------- */
+
+/* The models a session may pick (anchor-api.md F24/F25): the default model first, then
+ * server.models, then the CLI's model.providers [{name, models, baseURL?, apiKey?}], the first
+ * occurrence of an id winning, as the original. Each entry is a complete llm_config. */
+struct llm_model {
+    const struct llm_config *cfg; /* entry 0: the default (borrowed); others owned */
+    const char *display_name;     /* or NULL */
+    const char *error;            /* why it cannot answer (no base URL / no key), or NULL */
+};
+
+struct llm_catalog {
+    struct llm_model *models; /* models[0] is the default model */
+    size_t n;
+    void *owned;              /* storage of entries 1..n-1 (catalog.c) */
+};
+
+/* Reads a value that may name an environment variable (^[A-Z][A-Z0-9_]*$): returns the value
+ * to use (the variable's, or s itself), borrowed. `secret` says the value is a key (the callee
+ * records the variable so that it can be hidden from children). */
+typedef const char *(*llm_env_cb)(void *data, const char *s, bool secret);
+
+/* Builds the catalogue from the merged config tree `root` after the default model `def`
+ * (borrowed for the catalogue's lifetime; its display name `def_display` may be NULL). Entries
+ * inherit every setting of `def` but provider, id, base URL, key, headers, params and
+ * api version; an entry without a base URL of its own takes the default's base URL and key when
+ * it has the default's provider, else its provider's default base URL and key variable (the
+ * default's key never goes to another endpoint). Returns 0, or -1 with a heap message in *err
+ * (a malformed entry). */
+int llm_catalog_build(struct llm_catalog *cat, const struct llm_config *def,
+                      const char *def_display, const json_t *root, llm_env_cb env, void *env_data,
+                      char **err);
+/* The default model's own options from the config's "model" object (headers, params,
+ * apiVersion, replayReasoning), set on *def and kept by the catalogue. Returns 0 or -1. */
+int llm_catalog_default_options(struct llm_catalog *cat, struct llm_config *def,
+                                const json_t *model, char **err);
+/* When no default model was configured: the first other entry becomes the default (copied
+ * into *def, which models[0] points at) and leaves its own place, as the original picks
+ * server.models[0]. */
+void llm_catalog_promote_first(struct llm_catalog *cat, struct llm_config *def);
+void llm_catalog_release(struct llm_catalog *cat);
+/* The entry with this provider and id, or NULL. */
+const struct llm_model *llm_catalog_find(const struct llm_catalog *cat, const char *provider,
+                                         const char *id);
+/* The public list [{id, provider, displayName?}] (no URL, key, header or parameter). New ref. */
+json_t *llm_catalog_public(const struct llm_catalog *cat);
+/* {id, provider, displayName?} of one entry. New reference. */
+json_t *llm_model_public(const struct llm_model *m);
+/* The catalogue of this process: set once by config_load before the loop runs, read by the
+ * agent and the API. NULL until then. */
+void llm_catalog_install(const struct llm_catalog *cat);
+const struct llm_catalog *llm_catalog_installed(void);
 
 #endif

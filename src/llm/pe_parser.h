@@ -75,6 +75,11 @@ char *pe_tool_instruction(const json_t *tools);
  * message, assistant tool calls replaced by their <tool_call> text, tool messages turned into
  * user messages "Tool: <name>\nResult:\n<text>". Returns a new array; messages is borrowed. */
 json_t *pe_prepare_messages(const json_t *messages, const json_t *tools);
+/* The rewrite itself, shared with the structured-outputs engine: `instruction` (borrowed; ""
+ * for none) goes into the system message, assistant messages through `assistant` (NULL: their
+ * <tool_call> text as above), tool results become user messages. Returns a new array. */
+json_t *pe_rewrite_history(const json_t *messages, const char *instruction,
+                           json_t *(*assistant)(const json_t *msg));
 
 /* The stop sequences the engine sends (a cut-off closing tag is what the parser expects). */
 extern const char *const pe_stop_sequences[2];

@@ -125,21 +125,28 @@ static void append_call_text(struct buf *b, const json_t *tc)
     xfree(js);
 }
 
-/* An assistant turn with tool calls goes back as the model's own text. The agent stores the
- * raw text (llm_result.raw_content), which already holds the <tool_call> blocks; when it does
- * not (history from the native engine), the blocks are written from tool_calls. */
-static json_t *assistant_message(const json_t *msg, json_t *names)
+/* Remembers the tool name of each call id, for the result messages. */
+static void note_call_names(const json_t *msg, json_t *names)
 {
-    const json_t *calls = json_object_get(msg, "tool_calls");
     size_t i;
     const json_t *tc;
-    json_array_foreach(calls, i, tc)
+    json_array_foreach(json_object_get(msg, "tool_calls"), i, tc)
     {
         const char *id = json_get_str(tc, "id");
         const char *name = json_get_str(json_object_get(tc, "function"), "name");
         if (id && name)
             json_object_set_new(names, id, json_string(name));
     }
+}
+
+/* An assistant turn with tool calls goes back as the model's own text. The agent stores the
+ * raw text (llm_result.raw_content), which already holds the <tool_call> blocks; when it does
+ * not (history from the native engine), the blocks are written from tool_calls. */
+static json_t *assistant_message(const json_t *msg)
+{
+    const json_t *calls = json_object_get(msg, "tool_calls");
+    size_t i;
+    const json_t *tc;
     if (json_array_size(calls) == 0)
         return json_incref((json_t *)msg);
     struct buf b;
@@ -238,6 +245,14 @@ static json_t *system_message(const json_t *msg, const char *instruction)
 json_t *pe_prepare_messages(const json_t *messages, const json_t *tools)
 {
     char *instruction = pe_tool_instruction(tools);
+    json_t *out = pe_rewrite_history(messages, instruction, NULL);
+    xfree(instruction);
+    return out;
+}
+
+json_t *pe_rewrite_history(const json_t *messages, const char *instruction,
+                           json_t *(*assistant)(const json_t *msg))
+{
     bool placed = instruction[0] == '\0';
     json_t *out = json_array();
     json_t *names = json_object(); /* tool_call_id -> tool name */
@@ -252,7 +267,8 @@ json_t *pe_prepare_messages(const json_t *messages, const json_t *tools)
             json_array_append_new(out, system_message(msg, instruction));
             placed = true;
         } else if (strcmp(role, "assistant") == 0) {
-            json_array_append_new(out, assistant_message(msg, names));
+            note_call_names(msg, names);
+            json_array_append_new(out, assistant ? assistant(msg) : assistant_message(msg));
         } else if (strcmp(role, "tool") == 0) {
             json_array_append_new(out, tool_message(msg, names));
         } else if (strcmp(role, "user") == 0 && strcmp(prev_role, "tool") == 0 &&
@@ -267,6 +283,5 @@ json_t *pe_prepare_messages(const json_t *messages, const json_t *tools)
         json_array_insert_new(out, 0,
                               json_pack("{s:s, s:s}", "role", "system", "content", instruction));
     json_decref(names);
-    xfree(instruction);
     return out;
 }
