@@ -207,12 +207,13 @@ static void on_llm_done(void *data, int status, const struct llm_result *res, co
     if (res->n_tool_calls)
         json_object_set(msg, "tool_calls", calls);
     /* A signed thinking block (Anthropic) must come back with the turn that made the tool
-     * calls; other providers never see these keys (they carry no signature). */
-    if (res->reasoning_signature && *res->reasoning_signature) {
+     * calls; the OpenAI wire drops the signature, and the reasoning unless the provider takes
+     * it back (llm_replays_reasoning). */
+    if (res->reasoning && *res->reasoning)
         json_object_set_new(msg, "reasoning_content",
                             json_string_lossy(res->reasoning, strlen(res->reasoning)));
+    if (res->reasoning_signature && *res->reasoning_signature)
         json_object_set_new(msg, "reasoning_signature", json_string(res->reasoning_signature));
-    }
     json_array_append_new(r->s->history, msg);
     json_decref(r->final_msg);
     r->final_msg = json_incref(ev);
@@ -580,7 +581,7 @@ static void next_iteration(struct run *r)
     json_array_extend(messages, r->s->history);
     limit_images(messages);
     r->prompt_chars = json_dumpb(messages, NULL, 0, JSON_COMPACT);
-    int rc = llm_request_start(agent__opts.llm, agent__opts.llm_cfg, messages,
+    int rc = llm_request_start(agent__opts.llm, r->cfg, messages,
                                tools_openai_schema(), &llm_cbs, r, &r->llm);
     json_decref(messages);
     if (rc < 0)
@@ -616,8 +617,8 @@ static void emit_run_start(struct agent_session *s, const json_t *query, bool st
                                           : json_string("[Complex multimodal input]");
     json_object_set_new(ev, "runOptions", json_pack("{s:o, s:s, s:b}", "input", input,
                                                     "sessionId", s->id, "stream", stream));
-    json_object_set_new(ev, "provider", json_string(agent__opts.llm_cfg->provider));
-    json_object_set_new(ev, "model", json_string(agent__opts.llm_cfg->model));
+    json_object_set_new(ev, "provider", json_string(s->run->cfg->provider));
+    json_object_set_new(ev, "model", json_string(s->run->cfg->model));
     agent__emit_new(s, ev);
 }
 
@@ -637,6 +638,7 @@ static void run_begin(struct run *r, struct agent_session *s)
         limit = agent__opts.budget.run_ms;
     if (limit)
         r->deadline = agent__timer_start(r, agent__on_deadline, limit);
+    r->cfg = agent__session_model(s);
     s->run = r;
     s->status = "executing";
 }
@@ -673,7 +675,7 @@ int agent_run_start(struct agent_session *s, const json_t *query, bool stream, a
     emit_run_start(s, query, stream);
     json_array_append_new(s->history,
                           json_pack("{s:s, s:O}", "role", "user", "content", query));
-    if (agent__opts.model_error) {
+    if (agent__opts.model_error && r->cfg == agent__opts.llm_cfg) {
         emit_system(s, "error", agent__opts.model_error);
         agent__run_finish(r, AGENT_RUN_ERROR, agent__opts.model_error);
         return 0;

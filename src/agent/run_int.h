@@ -45,6 +45,7 @@ struct run {
     json_t *usage;           /* the run's sum, with llmCalls */
     size_t prompt_chars;     /* characters sent in the current call (usage estimate) */
     uint64_t tool_calls;     /* tool calls started in this run */
+    const struct llm_config *cfg; /* the session's model when the run began (model.c) */
 };
 
 
