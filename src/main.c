@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "agent/agent.h"
 #include "api/api.h"
@@ -13,6 +14,7 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "http/http.h"
+#include "llm/curl_uv.h"
 #include "llm/llm.h"
 #include "sio/sio.h"
 #include "store/store.h"
@@ -133,9 +135,46 @@ static int stop_mcp_and_fail(void)
     return 1;
 }
 
+/* Open files: the soft limit is raised to the hard one (a soft limit of 128 let 140 idle
+ * connections stop the accepting: issue 11), and server.maxConnections is clamped to what fits
+ * beside the descriptors everything else needs (the database, curl, MCP and command pipes, the
+ * 503 answers in flight), with a warning that says so. */
+static void fit_open_files(struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl.rlim_cur = rl.rlim_max;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 4u * 1024 * 1024)
+        return;
+    rlim_t reserve = rl.rlim_cur / 2 < 192 ? rl.rlim_cur / 2 : 192;
+    rlim_t fit = rl.rlim_cur - reserve;
+    if (cfg->max_conns > fit) {
+        log_warn("server.maxConnections %u clamped to %u: the open-file limit is %llu", cfg->max_conns,
+                 (unsigned)fit, (unsigned long long)rl.rlim_cur);
+        cfg->max_conns = (unsigned)fit;
+    }
+}
+
+/* The model connection pool (curl_uv_set_pool): llm.maxIdleConnections, llm.maxHostConnections. */
+static void set_llm_pool(const json_t *root)
+{
+    const json_t *llm = json_object_get(root, "llm");
+    const json_t *idle = json_object_get(llm, "maxIdleConnections");
+    const json_t *host = json_object_get(llm, "maxHostConnections");
+    curl_uv_set_pool(json_is_number(idle) ? (long)json_number_value(idle) : 16,
+                     json_is_number(host) ? (long)json_number_value(host) : 0);
+}
+
 static int serve(struct config *cfg)
 {
     app.loop = uv_default_loop();
+    fit_open_files(cfg);
+    set_llm_pool(cfg->root);
     char *err = NULL;
     struct agent_options gov = {0}; /* checked before anything starts */
     if (agent_govern_config(&gov, cfg->root, &err) < 0) {

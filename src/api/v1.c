@@ -125,6 +125,16 @@ static json_t *declared_settings(const json_t *rs)
     return out;
 }
 
+/* Metadata is merged on every update and sent with every session list: at most 64 KiB (compact
+ * JSON) per session, 413 beyond (issue 11: 8 updates made the session list 9.25 MB). */
+#define MAX_METADATA_BYTES (64 * 1024)
+#define METADATA_TOO_LARGE "Session metadata over 64 KiB"
+
+static bool metadata_fits(const json_t *meta)
+{
+    return json_dumpb(meta, NULL, 0, JSON_COMPACT) <= MAX_METADATA_BYTES;
+}
+
 /* F2 */
 void api__session_create_v1(struct http_req *req, const json_t *body)
 {
@@ -137,6 +147,11 @@ void api__session_create_v1(struct http_req *req, const json_t *body)
         json_object_set_new(extra, "runtimeSettings", declared_settings(rt));
     if (json_is_object(ao))
         json_object_set(extra, "agentOptions", (json_t *)ao);
+    if (!metadata_fits(extra)) {
+        json_decref(extra);
+        http_respond_error(req, 413, METADATA_TOO_LARGE);
+        return;
+    }
     char *err = NULL;
     struct agent_session *s = agent_session_create(extra, &err);
     json_decref(extra);
@@ -227,7 +242,8 @@ void api__tool_approval(struct http_req *req, struct agent_session *s, const jso
     respond_obj(req, 200, json_pack("{s:b}", "success", 1));
 }
 
-/* Shallow-merges `patch` into the stored metadata and stores it; returns the new SessionInfo. */
+/* Shallow-merges `patch` into the stored metadata and stores it; returns the new SessionInfo, or
+ * NULL with *rc -ENOENT, -E2BIG (over MAX_METADATA_BYTES; nothing stored) or a store error. */
 static json_t *update_metadata(struct agent_session *s, const json_t *patch, int *rc)
 {
     json_t *info = session_info(s);
@@ -242,6 +258,11 @@ static json_t *update_metadata(struct agent_session *s, const json_t *patch, int
     }
     if (json_is_object(patch))
         json_object_update(meta, (json_t *)patch);
+    if (!metadata_fits(meta)) {
+        json_decref(info);
+        *rc = -E2BIG;
+        return NULL;
+    }
     int64_t now = now_ms();
     *rc = store_session_update(api__opts->store, agent_session_id(s), meta, now);
     json_object_set_new(info, "updatedAt", json_integer((json_int_t)now));
@@ -267,6 +288,8 @@ void api__session_update(struct http_req *req, struct agent_session *s, const js
     json_decref(patch);
     if (info)
         respond_obj(req, 200, json_pack("{s:o}", "session", info));
+    else if (rc == -E2BIG)
+        http_respond_error(req, 413, METADATA_TOO_LARGE);
     else if (rc == -ENOENT)
         http_respond_error(req, 404, "Session not found");
     else
@@ -401,6 +424,8 @@ void api__session_model(struct http_req *req, struct agent_session *s, const jso
     json_decref(patch);
     if (info)
         respond_obj(req, 200, json_pack("{s:b, s:o}", "success", 1, "sessionInfo", info));
+    else if (rc == -E2BIG)
+        http_respond_error(req, 413, METADATA_TOO_LARGE);
     else if (rc == -ENOENT)
         http_respond_error(req, 404, "Session not found");
     else
@@ -466,7 +491,11 @@ void api__runtime_settings_post(struct http_req *req, const json_t *body)
         return;
     }
     json_decref(kept);
-    api__error2(req, 500, "Failed to update runtime settings", store_last_error(api__opts->store));
+    if (rc == -E2BIG)
+        http_respond_error(req, 413, METADATA_TOO_LARGE);
+    else
+        api__error2(req, 500, "Failed to update runtime settings",
+                    store_last_error(api__opts->store));
 }
 
 /* F26 */

@@ -346,6 +346,14 @@ static curl_socket_t on_open_socket(void *data, curlsocktype purpose, struct cur
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
+static long pool_max_idle = 16, pool_max_per_host = 0;
+
+void curl_uv_set_pool(long max_idle, long max_per_host)
+{
+    pool_max_idle = max_idle > 0 ? max_idle : 1;
+    pool_max_per_host = max_per_host > 0 ? max_per_host : 0;
+}
+
 int curl_uv_new(uv_loop_t *loop, struct curl_uv **out)
 {
     struct curl_uv *cu = xcalloc(1, sizeof(*cu));
@@ -369,6 +377,8 @@ int curl_uv_new(uv_loop_t *loop, struct curl_uv **out)
     curl_multi_setopt(cu->multi, CURLMOPT_SOCKETDATA, cu);
     curl_multi_setopt(cu->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
     curl_multi_setopt(cu->multi, CURLMOPT_TIMERDATA, cu);
+    curl_multi_setopt(cu->multi, CURLMOPT_MAXCONNECTS, pool_max_idle);
+    curl_multi_setopt(cu->multi, CURLMOPT_MAX_HOST_CONNECTIONS, pool_max_per_host);
     *out = cu;
     return 0;
 }

@@ -29,6 +29,12 @@ typedef void (*curl_uv_close_cb)(void *data);
 
 /* Creates the multi handle on `loop`. Returns 0 or a negative errno. */
 int curl_uv_new(uv_loop_t *loop, struct curl_uv **out);
+/* The connection pool of every multi handle made after this call: at most max_idle connections
+ * are kept open for reuse (CURLMOPT_MAXCONNECTS; libcurl's own default grows with the number of
+ * transfers ever added, so 200 streams left 151 idle connections behind), and at most
+ * max_per_host are open to one host at once (CURLMOPT_MAX_HOST_CONNECTIONS; 0 = no cap, the
+ * transfers over it wait for a connection). Defaults: 16 and 0. */
+void curl_uv_set_pool(long max_idle, long max_per_host);
 /* Cancels every transfer (no callbacks), cleans up the multi handle, closes the uv handles and
  * frees cu once they have closed, then calls cb(data) (cb may be NULL). Safe from any callback,
  * including curl_uv's own: the teardown then happens when the stack unwinds. */

@@ -1,23 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /* fuzz_config.c -- command line and config file parsing (src/config.c). The input is a config
- * file's text, then NUL-separated arguments; the file is written to a temporary path and given
- * as the first --config. Arguments that would name other files (--config, -c) or print the
- * usage are dropped. Property: config_load succeeds, prints help, or fails with a message, and
- * a loaded config has its host set. */
+ * file's text, then NUL-separated arguments; the file (a memfd, opened by its /proc path) is
+ * given as the first --config. Arguments that would name other files (--config, -c) or print the
+ * usage are dropped. Property: config_load succeeds, prints help, or fails with a message, and a
+ * loaded config has its host set. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "fuzz.h"
 
 static char file_path[64];
+static int file_fd = -1;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    snprintf(file_path, sizeof(file_path), "/tmp/fuzz-config-%d.json", (int)getpid());
+    file_fd = memfd_create("fuzz-config.json", 0);
+    if (file_fd < 0)
+        abort();
+    snprintf(file_path, sizeof(file_path), "/proc/self/fd/%d", file_fd);
     unsetenv("OPENAI_API_KEY");
     unsetenv("OPENAI_BASE_URL");
     return 0;
@@ -38,11 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *p = (const char *)data, *end = p + size;
     const char *nul = memchr(p, '\0', size);
     size_t flen = nul ? (size_t)(nul - p) : size;
-    FILE *f = fopen(file_path, "wb");
-    if (!f)
-        return 0;
-    fwrite(p, 1, flen, f);
-    fclose(f);
+    if (ftruncate(file_fd, 0) != 0 || pwrite(file_fd, p, flen, 0) != (ssize_t)flen)
+        abort();
     char *argv[40];
     int argc = 0;
     argv[argc++] = xstrdup("agent-tars-server");

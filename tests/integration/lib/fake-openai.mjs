@@ -251,6 +251,9 @@ export async function startFakeOpenAI(options = {}) {
             fake.on('update', onUpdate);
         });
 
+    /** Connections from the server open right now (the model connection pool's size). */
+    fake.openSockets = () => sockets.size;
+
     fake.close = async () => {
         for (const t of timers) clearTimeout(t);
         timers.clear();
