@@ -252,6 +252,7 @@ static int serve(struct config *cfg)
     ao.run_max_ms = gov.run_max_ms;
     ao.budget = gov.budget;
     ao.pricing = gov.pricing;
+    ao.max_prompt_tokens = gov.max_prompt_tokens;
     agent_init(&ao);
     app.workspace = workspace_path(cfg->workspace, NULL, false);
     static struct api_options apo;

@@ -40,9 +40,11 @@ struct agent_options {
         uint64_t tokens_per_run, tokens_per_session, run_ms, tool_calls_per_run;
     } budget;                         /* budget.maxTokensPerRun, ...PerSession, maxRunMs, ... */
     const json_t *pricing;            /* model.pricing {inputPerMTokens, outputPerMTokens} */
+    uint64_t max_prompt_tokens;       /* context.maxPromptTokens: compact above (0 = never) */
 };
 
-/* Reads tools.approval, tools.approvalTimeoutMs, run.maxMs, budget.* and model.pricing of the
+/* Reads tools.approval, tools.approvalTimeoutMs, run.maxMs, budget.*, model.pricing and
+ * context.maxPromptTokens (default 75% of model.contextWindow, itself 128000) of the
  * config tree (borrowed for the process lifetime) into o. Returns 0, or -1 with a heap message. */
 int agent_govern_config(struct agent_options *o, const json_t *root, char **err);
 

@@ -55,6 +55,10 @@ void agent__usage_add(json_t *sum, const json_t *u);
 void agent__usage_price(json_t *u);
 uint64_t agent__usage_total(const json_t *u);
 
+/* compact.c: replaces all but the last `kept` messages of history by the summary (put in front
+ * of the first kept message). */
+void agent__compact_apply(json_t *history, size_t kept, const char *summary);
+
 /* run.c: continues a run that a restart cut off while tool calls waited for approval. calls
  * are the turn's tool calls (borrowed), call_idx the first without a result, approvals the
  * requests and decisions seen so far (object toolCallId -> entry; stolen). */

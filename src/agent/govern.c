@@ -61,6 +61,13 @@ int agent_govern_config(struct agent_options *o, const json_t *root, char **err)
         return -1;
     if (o->approval_timeout_ms == 0)
         o->approval_timeout_ms = 600000;
+    uint64_t window;
+    const json_t *context = json_object_get(root, "context");
+    if (read_ms(json_object_get(root, "model"), "contextWindow", "model.contextWindow", 128000,
+                &window, err) < 0 ||
+        read_ms(context, "maxPromptTokens", "context.maxPromptTokens", window * 3 / 4,
+                &o->max_prompt_tokens, err) < 0)
+        return -1;
     const json_t *pricing = json_object_get(json_object_get(root, "model"), "pricing");
     o->pricing = json_is_object(pricing) ? pricing : NULL;
     return 0;

@@ -22,7 +22,6 @@ static size_t nwaiting;
 static bool shutting_down;
 unsigned agent__running;
 
-static void next_iteration(struct run *r);
 static void start_waiting(void);
 
 void agent__run_unref(struct run *r)
@@ -30,6 +29,7 @@ void agent__run_unref(struct run *r)
     if (--r->refs > 0)
         return;
     buf_release(&r->think);
+    buf_release(&r->compact_text);
     json_decref(r->calls);
     json_decref(r->final_msg);
     json_decref(r->approvals);
@@ -169,10 +169,20 @@ static void on_llm_done(void *data, int status, const struct llm_result *res, co
     struct run *r = data;
     r->llm = NULL; /* freed by llm after we return */
     flush_thinking(r);
+    if (status != LLM_OK && !r->compact_retried && agent__context_error(errmsg)) {
+        /* "context length exceeded": compact once and try again */
+        r->compact_retried = true;
+        r->compacted = false;
+        r->iterations--;
+        if (agent__compact_start(r, r->prompt_chars, true))
+            return;
+        r->iterations++;
+    }
     if (status != LLM_OK) {
         fail(r, errmsg ? errmsg : "LLM request failed");
         return;
     }
+    r->compacted = false; /* the next call may compact again */
     json_t *calls = tool_calls_json(res);
     for (size_t i = 0; i < res->n_tool_calls; i++)
         emit_tool_delta(r, res->tool_calls[i].id, res->tool_calls[i].name, "", 0, true);
@@ -483,7 +493,7 @@ void agent__next_tool(struct run *r)
     json_decref(r->approvals);
     r->approvals = NULL;
     r->state = RUN_LLM;
-    next_iteration(r);
+    agent__next_iteration(r);
 }
 
 /* ---- iterations ---- */
@@ -565,7 +575,7 @@ static const struct llm_callbacks llm_cbs = {
     .on_done = on_llm_done,
 };
 
-static void next_iteration(struct run *r)
+void agent__next_iteration(struct run *r)
 {
     if (r->iterations >= agent__opts.max_iterations) {
         max_iterations_reached(r);
@@ -581,6 +591,11 @@ static void next_iteration(struct run *r)
     json_array_extend(messages, r->s->history);
     limit_images(messages);
     r->prompt_chars = json_dumpb(messages, NULL, 0, JSON_COMPACT);
+    if (agent__compact_start(r, r->prompt_chars, false)) {
+        r->iterations--; /* the summary call is not an iteration; this one comes again */
+        json_decref(messages);
+        return;
+    }
     int rc = llm_request_start(agent__opts.llm, r->cfg, messages,
                                tools_openai_schema(), &llm_cbs, r, &r->llm);
     json_decref(messages);
@@ -602,7 +617,7 @@ static void start_waiting(void)
         r->queued = false;
         r->counted = true;
         agent__running++;
-        next_iteration(r);
+        agent__next_iteration(r);
     }
 }
 
@@ -632,6 +647,7 @@ static void run_begin(struct run *r, struct agent_session *s)
     r->usage = json_pack("{s:i, s:i, s:i, s:i}", "promptTokens", 0, "completionTokens", 0,
                          "totalTokens", 0, "llmCalls", 0);
     buf_init(&r->think, 16 << 20);
+    buf_init(&r->compact_text, 1 << 20);
     list_init(&r->qnode);
     uint64_t limit = agent__opts.run_max_ms;
     if (agent__opts.budget.run_ms && (limit == 0 || agent__opts.budget.run_ms < limit))
@@ -688,7 +704,7 @@ int agent_run_start(struct agent_session *s, const json_t *query, bool stream, a
     }
     r->counted = true;
     agent__running++;
-    next_iteration(r);
+    agent__next_iteration(r);
     return 0;
 }
 

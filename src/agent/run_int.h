@@ -46,6 +46,13 @@ struct run {
     size_t prompt_chars;     /* characters sent in the current call (usage estimate) */
     uint64_t tool_calls;     /* tool calls started in this run */
     const struct llm_config *cfg; /* the session's model when the run began (model.c) */
+    /* context compaction (compact.c) */
+    bool compacted;          /* tried for the coming model call already */
+    bool compacting;         /* the summary call is running (r->llm is it) */
+    bool compact_retried;    /* a context-length error was retried once in this run */
+    size_t compact_from;     /* messages before the current turn, being summarized */
+    size_t compact_prompt_chars;
+    struct buf compact_text; /* the summary as it streams */
 };
 
 
@@ -59,6 +66,17 @@ void agent__next_tool(struct run *r);
 json_t *agent__parse_args(const char *text, char **err);
 /* call.function[key] as a string, "" when absent. */
 const char *agent__call_field(const json_t *call, const char *key);
+
+/* Builds the next model request and starts it (or compacts first, or ends at maxIterations). */
+void agent__next_iteration(struct run *r);
+
+/* compact.c */
+/* Starts the summary call when the prompt (prompt_chars) is above context.maxPromptTokens, or
+ * when forced (a context-length error); returns true if it did (agent__next_iteration follows
+ * when it is done), false when there is nothing to compact. */
+bool agent__compact_start(struct run *r, size_t prompt_chars, bool force);
+/* Whether a provider's error message says the prompt is too long for the model. */
+bool agent__context_error(const char *msg);
 
 /* run_govern.c */
 /* A timer owned by r (r stays allocated until it is closed). */

@@ -368,6 +368,11 @@ static int rebuild_event(void *data, int64_t pos, const char *text, size_t len)
             agent__history_tool(rb->s, id, json_object_get(ev, "content"));
             drop_pending(rb->pending, id);
         }
+    } else if (strcmp(type, "context_compacted") == 0) {
+        const char *summary = json_get_str(ev, "summary");
+        json_int_t kept = json_integer_value(json_object_get(ev, "keptMessages"));
+        if (summary && kept > 0)
+            agent__compact_apply(rb->s->history, (size_t)kept, summary);
     } else if (strcmp(type, "tool_approval_request") == 0) {
         const char *id = json_get_str(ev, "toolCallId");
         if (id)

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe } from 'node:test';
 import { io } from 'socket.io-client';
 import { ANTHROPIC_KEY, startFakeAnthropic } from './lib/fake-anthropic.mjs';
-import { startFakeOpenAI, textReply } from './lib/fake-openai.mjs';
+import { SUMMARY_TEXT, startFakeOpenAI, textReply } from './lib/fake-openai.mjs';
 import { cleanup, createSession, get, ofType, post, q, startServer, streamQuery, test, waitFor } from './lib/server.mjs';
 import { addToolScenarios, finalText, toolQuery } from './lib/tools-scenarios.mjs';
 
@@ -388,5 +388,73 @@ describe('usage, budgets and the run time limit', () => {
     test('bad governance config stops the start', async () => {
         await assert.rejects(startServer({ args: ['--tools.approval.write_file', 'maybe'] }), /auto, ask or deny/);
         await assert.rejects(startServer({ args: ['--budget.maxRunMs', '-5'] }), /budget\.maxRunMs/);
+    });
+});
+
+describe('context compaction', () => {
+    let fake;
+    before(async () => {
+        fake = await startFakeOpenAI();
+    });
+    after(() => cleanup(fake));
+
+    const size = (rec) => JSON.stringify(rec.body.messages).length;
+
+    test('above context.maxPromptTokens the earlier turns become a summary; the store keeps everything; a restart rebuilds the compacted history', async () => {
+        const srv = await startServer({ fake, args: ['--context.maxPromptTokens', '400'] });
+        let srv2 = null;
+        try {
+            const sid = await createSession(srv);
+            const q1 = q('text', 'A'.repeat(1500));
+            const r1 = await streamQuery(srv, sid, q1);
+            assert.equal(ofType(r1.events, 'context_compacted').length, 0, 'nothing before the first turn to compact');
+            const q2 = q('text', 'second question');
+            const r2 = await streamQuery(srv, sid, q2);
+            const [cc] = ofType(r2.events, 'context_compacted');
+            assert.ok(cc, r2.events.map((e) => e.type).join(','));
+            assert.deepEqual([cc.removedMessages, cc.keptMessages, cc.summaryTokens, cc.summary], [2, 1, 17, SUMMARY_TEXT]);
+            const summaryReq = fake.requests.filter((r) => r.scenario === 'summary').at(-1);
+            assert.match(summaryReq.body.messages[1].content, /AAAAAAAAAA/, 'the earlier turns went to the summary call');
+            assert.equal(summaryReq.body.tools, undefined, 'no tools offered to the summary call');
+            const before = fake.requestsMatching('AAAAAAAAAA').find((r) => r.scenario === 'text' && r !== summaryReq);
+            const after = fake.requestsMatching(q2).filter((r) => r.scenario === 'text').at(-1);
+            assert.deepEqual(after.body.messages.map((m) => m.role), ['system', 'user']);
+            assert.ok(after.body.messages[1].content.includes(SUMMARY_TEXT) && after.body.messages[1].content.endsWith(q2));
+            assert.ok(size(after) < size(before), `the request shrank: ${size(after)} < ${size(before)}`);
+            assert.equal(r2.events.at(-1).status, 'idle');
+            assert.equal(r2.events.at(-1).usage.llmCalls, 1, 'the summary call is not an iteration');
+            assert.equal(r2.events.at(-1).usage.totalTokens, 118, 'but its tokens count');
+            // the store and the UI keep the whole history
+            const stored = (await get(srv, `/api/v1/sessions/events?sessionId=${sid}`)).json.events;
+            assert.equal(ofType(stored, 'user_message')[0].content, q1);
+            await srv.stop();
+            srv2 = await srv.restart();
+            const q3 = q('text', 'third question');
+            await streamQuery(srv2, sid, q3);
+            const third = fake.requestsMatching(q3).filter((r) => r.scenario === 'text').at(-1);
+            assert.deepEqual(third.body.messages.map((m) => m.role), ['system', 'user', 'assistant', 'user']);
+            assert.ok(third.body.messages[1].content.includes(SUMMARY_TEXT), 'rebuilt with the summary');
+            assert.ok(!JSON.stringify(third.body.messages).includes('AAAAAAAAAA'));
+        } finally {
+            await cleanup(srv2, srv);
+        }
+    });
+
+    test('a context-length error from the provider triggers one compaction and a retry', async () => {
+        const srv = await startServer({ fake });
+        try {
+            const sid = await createSession(srv);
+            assert.equal((await streamQuery(srv, sid, q('ctxlimit limit=2500', 'B'.repeat(1500)))).events.at(-1).status, 'idle');
+            const q2 = q('ctxlimit limit=2500', 'next one');
+            const out = await streamQuery(srv, sid, q2);
+            const attempts = fake.requestsMatching(q2).filter((r) => r.scenario === 'ctxlimit');
+            assert.deepEqual(attempts.map((r) => r.status), [400, 200]);
+            assert.equal(ofType(out.events, 'context_compacted').length, 1);
+            assert.equal(ofType(out.events, 'system').length, 0, 'the error did not reach the user');
+            assert.equal(ofType(out.events, 'assistant_message').at(-1).content, textReply(attempts[1].query));
+            assert.equal(out.events.at(-1).status, 'idle');
+        } finally {
+            await cleanup(srv);
+        }
     });
 });

@@ -108,8 +108,14 @@ export function analyzeMessages(messages) {
             break;
         }
     }
+    // A compaction request of the server (its summary prompt): answered by the `summary` scenario.
+    const sys = messages[0] && messages[0].role === 'system' ? contentText(messages[0].content) : '';
+    if (sys.startsWith('You compact conversations')) return { name: 'summary', params: {}, query, step: 0, lastTool: null };
     return { name, params, query, step, lastTool };
 }
+
+/** What the `summary` scenario answers to a compaction request. */
+export const SUMMARY_TEXT = 'SUMMARY: the user sent long texts and got greetings back.';
 
 // --- the server -----------------------------------------------------------------------------
 
@@ -518,6 +524,23 @@ const SCENARIOS = {
                 if (!s.closed) s.text('held answer');
             });
         }
+    },
+    summary(s) {
+        s.text(SUMMARY_TEXT);
+    },
+    // OpenAI's context-length error while the prompt is longer than `limit` characters, else text.
+    ctxlimit(s, a) {
+        const size = JSON.stringify(s.rec.body.messages).length;
+        if (size > Number(a.params.limit || 4000)) {
+            s.error(400, {
+                error: {
+                    message: `This model's maximum context length is 1000 tokens. However, your messages resulted in ${Math.ceil(size / 4)} tokens. Please reduce the length of the messages.`,
+                    type: 'invalid_request_error',
+                    param: 'messages',
+                    code: 'context_length_exceeded',
+                },
+            });
+        } else s.text(textReply(a.query));
     },
     // Text cut off by max_tokens.
     length(s, a) {
