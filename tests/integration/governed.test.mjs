@@ -11,7 +11,7 @@ import { io } from 'socket.io-client';
 import { ANTHROPIC_KEY, startFakeAnthropic } from './lib/fake-anthropic.mjs';
 import { SUMMARY_TEXT, startFakeOpenAI, textReply } from './lib/fake-openai.mjs';
 import { cleanup, createSession, get, ofType, post, q, startServer, streamQuery, test, waitFor } from './lib/server.mjs';
-import { addToolScenarios, finalText, toolQuery } from './lib/tools-scenarios.mjs';
+import { addToolScenarios, finalText, pidsWithMarker, toolQuery, uniqueMarker } from './lib/tools-scenarios.mjs';
 
 addToolScenarios();
 
@@ -372,6 +372,11 @@ describe('usage, budgets and the run time limit', () => {
             assert.equal((await status(srv, sid)).isProcessing, false);
             // and the session takes the next query
             assert.equal((await streamQuery(srv, sid, q('text', 'next'))).events.at(-1).status, 'idle');
+            // a command that hangs is ended with the run
+            const marker = uniqueMarker('hang');
+            const hung = await streamQuery(srv, sid, toolQuery([['run_command', { command: `sleep 30 # ${marker}`, timeout: 60 }]]));
+            await budgetEnd(srv, hung, 'run.maxMs');
+            await waitFor(() => pidsWithMarker(marker).length === 0, { what: 'the command is gone' });
         } finally {
             await cleanup(srv);
         }
