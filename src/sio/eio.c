@@ -39,6 +39,7 @@ struct eio_ws {
 
 struct eio_socket {
     char sid[22];
+    char peer[64]; /* the client address that opened it ("" if unknown) */
     const struct eio_handler *h;
     void *data;
     struct list_node link; /* in eio.sockets */
@@ -62,6 +63,7 @@ static struct {
     uv_loop_t *loop;
     struct eio_opts o;
     struct map sids;
+    struct map per_addr; /* client address -> sessions open from it (a count, not a pointer) */
     struct list_node sockets;
     size_t count;
     struct eio_msg *ping, *noop, *close, *pong_probe;
@@ -79,7 +81,43 @@ void eio_init(uv_loop_t *loop, const struct eio_opts *opts)
     eio.loop = loop;
     eio.o = *opts;
     map_init(&eio.sids);
+    map_init(&eio.per_addr);
     list_init(&eio.sockets);
+}
+
+/* ---- session caps (issue 11: 20,000 polling sessions in 0.7 s, each kept 45 s) ---- */
+
+static size_t addr_count(const char *peer)
+{
+    return (size_t)(uintptr_t)map_get(&eio.per_addr, peer);
+}
+
+static void addr_add(const char *peer, int delta)
+{
+    if (!*peer)
+        return;
+    size_t n = addr_count(peer) + (size_t)delta;
+    if (n == 0)
+        map_del(&eio.per_addr, peer);
+    else
+        map_set(&eio.per_addr, peer, (void *)(uintptr_t)n);
+}
+
+/* Answers a handshake over a cap and returns true; false when it may go on. */
+static bool over_cap(struct http_req *req, const char *peer)
+{
+    if (eio.o.max_sessions && eio.count >= eio.o.max_sessions) {
+        log_info("eio: %zu sessions open (socketio.maxSessions), refusing one", eio.count);
+        http_respond_error(req, 503, "Too many Socket.IO sessions");
+        return true;
+    }
+    if (eio.o.max_sessions_per_addr && *peer && addr_count(peer) >= eio.o.max_sessions_per_addr) {
+        log_info("eio: %zu sessions open from %s (socketio.maxSessionsPerAddress), refusing one",
+                 addr_count(peer), peer);
+        http_respond_error(req, 429, "Too many Socket.IO sessions from this address");
+        return true;
+    }
+    return false;
 }
 
 /* The shared control packets, made on first use: a server that never serves Socket.IO (or
@@ -101,6 +139,7 @@ void eio_shutdown(void)
         eio_close(s, "server shutting down");
     }
     map_release(&eio.sids);
+    map_release(&eio.per_addr);
     eio_msg_unref(eio.ping);
     eio_msg_unref(eio.noop);
     eio_msg_unref(eio.close);
@@ -225,6 +264,7 @@ static void close_socket(struct eio_socket *s, const char *reason, bool by_clien
     map_del(&eio.sids, s->sid);
     list_remove(&s->link);
     eio.count--;
+    addr_add(s->peer, -1);
     if (s->poll)
         answer_poll(s, by_client ? eio.noop : eio.close);
     bool overflow = strcmp(reason, "send queue overflow") == 0;
@@ -614,12 +654,14 @@ static bool is_ws_upgrade(struct http_req *req)
            strlen(key) == 24 && ver && strcmp(ver, "13") == 0;
 }
 
-static struct eio_socket *socket_new(const struct eio_handler *h)
+static struct eio_socket *socket_new(const struct eio_handler *h, const char *peer)
 {
     struct eio_socket *s = xcalloc(1, sizeof(*s));
     do
         nanoid(s->sid);
     while (map_get(&eio.sids, s->sid));
+    snprintf(s->peer, sizeof(s->peer), "%s", peer);
+    addr_add(s->peer, 1);
     s->h = h;
     uv_timer_init(eio.loop, &s->timer);
     s->timer.data = s;
@@ -654,13 +696,17 @@ static struct eio_ws *ws_accept(struct http_req *req)
 
 static void open_socket(struct http_req *req, bool websocket, const struct eio_handler *h)
 {
+    char peer[64];
+    http_req_peer(req, peer);
+    if (over_cap(req, peer))
+        return;
     struct eio_ws *w = NULL;
     if (websocket) {
         w = ws_accept(req);
         if (!w)
             return;
     }
-    struct eio_socket *s = socket_new(h);
+    struct eio_socket *s = socket_new(h, peer);
     struct buf b;
     buf_init(&b, 256);
     eio_open_packet(&b, s->sid, !websocket, eio.o.ping_interval_ms, eio.o.ping_timeout_ms,

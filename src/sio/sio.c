@@ -498,13 +498,15 @@ int sio_init(uv_loop_t *loop, const json_t *root, char **err)
         return -1;
     }
     bool t = sio__test_mode;
-    unsigned long long pi, pt, mp, mq, ct, ut;
+    unsigned long long pi, pt, mp, mq, ct, ut, ms, ma;
     if (read_uint(so, "pingInterval", t ? 300 : 25000, 3600000, &pi, err) < 0 ||
         read_uint(so, "pingTimeout", t ? 200 : 20000, 3600000, &pt, err) < 0 ||
         read_uint(so, "maxPayload", 1000000, 64 << 20, &mp, err) < 0 ||
         read_uint(so, "maxQueueBytes", 4 << 20, 1ULL << 32, &mq, err) < 0 ||
         read_uint(so, "connectTimeout", t ? 1000 : 45000, 3600000, &ct, err) < 0 ||
-        read_uint(so, "upgradeTimeout", 10000, 3600000, &ut, err) < 0)
+        read_uint(so, "upgradeTimeout", 10000, 3600000, &ut, err) < 0 ||
+        read_uint(so, "maxSessions", 10000, 1u << 24, &ms, err) < 0 ||
+        read_uint(so, "maxSessionsPerAddress", 2000, 1u << 24, &ma, err) < 0)
         return -1;
     struct eio_opts o = {
         .ping_interval_ms = (unsigned)pi,
@@ -512,6 +514,8 @@ int sio_init(uv_loop_t *loop, const json_t *root, char **err)
         .upgrade_timeout_ms = (unsigned)ut,
         .max_payload = (size_t)mp,
         .max_queue_bytes = (size_t)mq,
+        .max_sessions = (size_t)ms,
+        .max_sessions_per_addr = (size_t)ma,
     };
     sio.connect_timeout_ms = (unsigned)ct;
     bridge__exclusive = json_is_true(json_object_get(json_object_get(root, "server"), "exclusive"));

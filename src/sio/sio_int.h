@@ -25,6 +25,8 @@ struct eio_opts {
     unsigned upgrade_timeout_ms; /* a probe must send "5" within this */
     size_t max_payload;          /* a message, and a polling POST body */
     size_t max_queue_bytes;      /* per socket: queued + unwritten bytes; past it, closed */
+    size_t max_sessions;         /* sessions open at once; a new one over it gets 503 */
+    size_t max_sessions_per_addr; /* the same from one client address; 429 over it */
 };
 
 struct eio_socket;

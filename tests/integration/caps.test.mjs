@@ -151,3 +151,32 @@ describe('session metadata', () => {
         assert.equal((await post(srv, '/api/v1/sessions/update', { sessionId: sid, metadata: { name: 'small' } })).status, 200);
     });
 });
+
+describe('Engine.IO sessions', () => {
+    const handshake = (srv) => get(srv, '/socket.io/?EIO=4&transport=polling');
+
+    test('socketio.maxSessionsPerAddress: one address over it gets 429', async () => {
+        const srv = await startServer({ fake, args: ['--socketio.maxSessionsPerAddress', '3'] });
+        try {
+            for (let i = 0; i < 3; i++) assert.equal((await handshake(srv)).status, 200);
+            const r = await handshake(srv);
+            assert.equal(r.status, 429, r.text);
+            assert.deepEqual(r.json, { error: 'Too many Socket.IO sessions from this address' });
+            assert.equal((await get(srv, '/api/v1/health')).status, 200);
+        } finally {
+            await srv.stop();
+        }
+    });
+
+    test('socketio.maxSessions: over it, 503', async () => {
+        const srv = await startServer({ fake, args: ['--socketio.maxSessions', '4'] });
+        try {
+            for (let i = 0; i < 4; i++) assert.equal((await handshake(srv)).status, 200);
+            const r = await handshake(srv);
+            assert.equal(r.status, 503, r.text);
+            assert.deepEqual(r.json, { error: 'Too many Socket.IO sessions' });
+        } finally {
+            await srv.stop();
+        }
+    });
+});
