@@ -365,30 +365,15 @@ void api__agent_options(struct http_req *req)
     respond_obj(req, 200, json_pack("{s:o}", "options", o));
 }
 
-/* F24: the configured model, then server.models, first occurrence of an id wins. */
+/* F24: the model catalogue (llm/catalog.c): the configured model, then server.models and
+ * model.providers, first occurrence of an id wins; ids, providers and names only. */
 static json_t *model_list(void)
 {
-    json_t *list = json_array();
+    const struct llm_catalog *cat = llm_catalog_installed();
+    if (cat != NULL)
+        return llm_catalog_public(cat);
     const struct llm_config *l = api__opts->llm_cfg;
-    json_array_append_new(list, json_pack("{s:s, s:s}", "id", l->model, "provider", l->provider));
-    const json_t *extra = json_object_get(json_object_get(api__opts->config, "server"), "models");
-    size_t i;
-    json_t *m;
-    json_array_foreach(extra, i, m)
-    {
-        const char *id = json_get_str(m, "id");
-        const char *prov = json_get_str(m, "provider");
-        if (id == NULL || prov == NULL)
-            continue;
-        bool dup = false;
-        size_t j;
-        json_t *have;
-        json_array_foreach(list, j, have) dup = dup || strcmp(json_get_str(have, "id"), id) == 0;
-        if (!dup)
-            json_array_append_new(list, json_pack("{s:s, s:s, s:s*}", "id", id, "provider", prov,
-                                                  "displayName", json_get_str(m, "displayName")));
-    }
-    return list;
+    return json_pack("[{s:s, s:s}]", "id", l->model, "provider", l->provider);
 }
 
 void api__models(struct http_req *req)
