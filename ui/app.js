@@ -494,3 +494,4 @@ function init() {
 // For the console and the tests: dropStream() ends the current response as a network drop would.
 window.tarsUi = { state, formatMs, dropStream: () => state.reader && state.reader.cancel() };
 init();
+import('./models.js').then((m) => m.initModelPicker(state)); // the model picker (issue 18)

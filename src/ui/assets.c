@@ -26,6 +26,7 @@ UI_INCBIN(app, "ui/app.js");
 UI_INCBIN(api, "ui/api.js");
 UI_INCBIN(conv, "ui/conversation.js");
 UI_INCBIN(md, "ui/markdown.js");
+UI_INCBIN(models, "ui/models.js");
 
 #define HTML "text/html; charset=utf-8"
 #define CSS "text/css; charset=utf-8"
@@ -40,11 +41,12 @@ static struct ui_asset assets[] = {
     ENTRY("/index.html", HTML, index),   ENTRY("/style.css", CSS, style),
     ENTRY("/app.js", JS, app),           ENTRY("/api.js", JS, api),
     ENTRY("/conversation.js", JS, conv), ENTRY("/markdown.js", JS, md),
+    ENTRY("/models.js", JS, models),
 };
 
 static const char *const ends[] = {
     ui_blob_index_end, ui_blob_style_end, ui_blob_app_end,
-    ui_blob_api_end,   ui_blob_conv_end,  ui_blob_md_end,
+    ui_blob_api_end,   ui_blob_conv_end,  ui_blob_md_end, ui_blob_models_end,
 };
 
 const struct ui_asset *ui__assets(size_t *n)

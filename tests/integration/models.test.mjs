@@ -6,7 +6,7 @@
 // seed's routes and Socket.IO, and after a restart -- goes to that model's endpoint with its key,
 // headers and params, while a run already going keeps its model. Then the providers with their
 // own wire: azure-openai (deployment URL, api-key header) and openai-non-streaming (one
-// unstreamed request, the answer as one delta).
+// unstreamed request, the answer as one delta). Last, the embedded UI's model picker in chromium.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -16,6 +16,7 @@ import { ANTHROPIC_KEY, claudeTextReply, startFakeAnthropic } from './lib/fake-a
 import { addScenarios, startFakeOpenAI, textReply } from './lib/fake-openai.mjs';
 import { closeAll, connectClient, emitAck, runEnded, until } from './lib/sio-client.mjs';
 import { TEST_API_KEY, cleanup, get, post, q, startServer, tempDir, test } from './lib/server.mjs';
+import { SKIP_REASON, assertClean, currentSessionId, launchBrowser, openPage, sel, sendMessage, waitStatus } from './lib/ui-browser.mjs';
 
 const KEY_B = 'sk-fake-MODEL-B-91c3e5a7';
 const KEY_H = 'sk-fake-MODEL-H-44d0b2f8';
@@ -323,5 +324,69 @@ describe('azure-openai and openai-non-streaming', () => {
         assert.equal(final.content, NS_TEXT);
         assert.equal(events.at(-1).type, 'agent_run_end');
         assert.equal(events.at(-1).status, 'idle');
+    });
+});
+
+// ---- the model picker of the embedded UI, in chromium ----------------------------------------
+
+describe('the web UI model picker (chromium)', { skip: SKIP_REASON }, () => {
+    let fakeA;
+    let fakeB;
+    let srv;
+    let browser;
+    before(async () => {
+        fakeA = await startFakeOpenAI();
+        fakeB = await startFakeOpenAI();
+        const file = path.join(tempDir('tars-models-ui-'), 'models.json');
+        fs.writeFileSync(
+            file,
+            JSON.stringify({ server: { models: [{ provider: 'openai-compatible', id: 'model-b', displayName: 'Model B', baseURL: fakeB.baseURL, apiKey: KEY_B }] } }),
+        );
+        srv = await startServer({ fake: fakeA, args: ['--config', file] });
+        browser = await launchBrowser();
+    });
+    after(async () => {
+        if (browser) await browser.close();
+        await cleanup(srv, fakeA, fakeB);
+    });
+
+    test('pick a model: the next answer comes from it, the choice shows after a reload, locked while running', { timeout: 60000 }, async () => {
+        const page = await openPage(browser, `${srv.url}/`);
+        await page.click(sel.newSession);
+        await page.waitForFunction(() => location.hash.length > 1);
+        const sid = await currentSessionId(page);
+        await page.waitForSelector('#model-picker:not([disabled])');
+        const labels = await page.$$eval('#model-picker option', (os) => os.map((o) => o.textContent));
+        assert.deepEqual(labels, ['fake-model', 'Model B']);
+
+        const qa = q('text', 'from the UI on A');
+        await sendMessage(page, qa);
+        await page.waitForFunction((t) => document.querySelector('#conversation').textContent.includes(t), textReply(qa));
+        await waitStatus(page, 'Idle');
+        assert.equal(fakeA.requestsMatching(qa).length, 1);
+
+        const saved = page.waitForResponse((r) => r.url().endsWith('/api/v1/sessions/model') && r.status() === 200);
+        await page.selectOption('#model-picker', { label: 'Model B' });
+        await saved;
+        const qb = q('slow n=12 delay=60', 'from the UI on B');
+        await sendMessage(page, qb);
+        await waitStatus(page, 'Running');
+        assert.equal(await page.isDisabled('#model-picker'), true, 'locked while the run goes');
+        await waitStatus(page, 'Idle', 20000);
+        assert.equal(await page.isDisabled('#model-picker'), false);
+        assert.equal(fakeB.requestsMatching(qb).length, 1);
+        assert.equal(fakeA.requestsMatching(qb).length, 0);
+        assert.equal(bearer(fakeB.requestsMatching(qb)[0]), `Bearer ${KEY_B}`);
+
+        await page.reload();
+        await page.waitForFunction((id) => document.querySelector(`#session-list li[data-session-id="${id}"] [aria-current="true"]`), sid);
+        await page.waitForFunction(() => {
+            const s = document.getElementById('model-picker');
+            return s && s.selectedOptions[0] && s.selectedOptions[0].textContent === 'Model B';
+        });
+        const details = await get(srv, `/api/v1/sessions/details?sessionId=${sid}`);
+        assert.equal(details.json.session.metadata.modelConfig.id, 'model-b');
+        assertClean(assert, page);
+        await page.context().close();
     });
 });
