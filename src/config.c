@@ -47,8 +47,11 @@ static const char usage[] =
     "  --server.csrf required      browser writes must carry X-CSRF-Token\n"
     "\n"
     "Model:\n"
-    "  --model.provider NAME       openai, openai-compatible, deepseek, volcengine, ollama,\n"
-    "                              lm-studio, openrouter, groq (unknown = openai-compatible)\n"
+    "  --model.provider NAME       openai, openai-compatible, openai-non-streaming, azure-openai,\n"
+    "                              anthropic, gemini, mistral, perplexity, deepseek, volcengine,\n"
+    "                              ollama, lm-studio, openrouter, groq (unknown = openai-compatible)\n"
+    "  --model.apiVersion V        azure-openai api-version (default 2024-10-21)\n"
+    "  --toolCallEngine E          native (default), prompt_engineering or structured_outputs\n"
     "  --model.id ID               model id (default gpt-4o)\n"
     "  --model.baseURL URL         API base URL (fallback $OPENAI_BASE_URL, then the provider's)\n"
     "  --model.apiKey KEY          API key (fallback $OPENAI_API_KEY); a value like MY_VAR is read\n"
@@ -87,7 +90,7 @@ static bool string_key(const char *key)
                                  "search.apiKey",  "search.baseURL", "search.provider",
                                  "tool.include",   "tool.exclude",   "toolCallEngine",
                                  "server.auth.token", "server.secret", "server.allowedHosts",
-                                 "server.allowedOrigins"};
+                                 "server.allowedOrigins", "model.apiVersion"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (strcmp(keys[i], key) == 0)
             return true;
