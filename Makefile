@@ -35,6 +35,10 @@ LIB_OBJS := $(SRCS:%.c=$(BUILD)/%.o) $(LLHTTP_OBJS)
 MAIN_OBJ := $(BUILD)/src/main.o
 BIN      := $(BUILD)/agent-tars-server
 LIB      := $(BUILD)/libtars.a
+# The command helper of run_command without a sandbox (src/command_helper.c), libc only: found
+# next to the server binary, which otherwise runs itself as the helper (slower to start).
+HELPER      := $(BUILD)/agent-tars-command-helper
+HELPER_OBJS := $(BUILD)/src/command_helper.o $(BUILD)/src/tools/helper.o
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -65,8 +69,11 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN): $(MAIN_OBJ) $(LIB)
+$(BIN): $(MAIN_OBJ) $(LIB) | $(HELPER)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(HELPER): $(HELPER_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -175,4 +182,4 @@ fmt:
 clean:
 	rm -rf build build-asan build-fuzz build-asan-fuzz
 
--include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(FUZZ_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(HELPER_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d)

@@ -4,7 +4,8 @@
 // namespace) and with command.sandbox none (the command helper, a subreaper), as the server
 // measures it (the elapsedMs of each tool_result: spawn, exec, exit, pipes drained, result
 // built), over N commands per mode driven by the scripted fake model of the integration tests.
-// For reference, the bare fork+exec of `/bin/sh -c true` and of the helper from Node.
+// For reference, the bare fork+exec from Node of `/bin/sh -c true`, and of it under the helper
+// (agent-tars-command-helper, and the server binary run as the helper when that is missing).
 // No assertions; it prints numbers. `make bench-sandbox`, or
 //   TARS_BIN=/abs/build/agent-tars-server node bench/sandbox.mjs [N]
 
@@ -96,7 +97,11 @@ try {
     for (const [label] of modes) console.log(line(`server: ${label}`, results[label]));
     const sh = bare('/bin/sh', ['-c', 'true']);
     console.log(line('bare spawnSync: /bin/sh -c true', sh));
-    console.log(line('bare spawnSync: helper + /bin/sh -c true', bare(TARS_BIN, ['--command-helper', '/bin/sh', '-c', 'true'])));
+    const standalone = path.join(path.dirname(TARS_BIN), 'agent-tars-command-helper');
+    if (fs.existsSync(standalone)) {
+        console.log(line('bare spawnSync: agent-tars-command-helper + sh', bare(standalone, ['--command-helper', '/bin/sh', '-c', 'true'])));
+    }
+    console.log(line('bare spawnSync: server binary as helper + sh', bare(TARS_BIN, ['--command-helper', '/bin/sh', '-c', 'true'])));
     const none = results['sandbox none (command helper)'].mean;
     if (hasBwrap) {
         const sb = results['sandbox bwrap (network on, the default)'].mean;

@@ -7,6 +7,7 @@
  * timeout, abort and shutdown. The result is the commands server's content array: an ERROR part
  * when the command failed, then STDOUT and STDERR parts. See docs/internals/TOOLS.md. */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -70,9 +71,26 @@ static struct {
     uint64_t timeout_ms;
     size_t max_output;
     struct exec_job *jobs;
-} ex = {EXEC_TIMEOUT_MS, EXEC_MAX_OUTPUT, NULL};
+    char *helper; /* the command helper program (heap), or NULL for TOOL_HELPER_EXE */
+} ex = {EXEC_TIMEOUT_MS, EXEC_MAX_OUTPUT, NULL, NULL};
 
 /* ---------------------------------------------------------------- config */
+
+/* agent-tars-command-helper next to our binary (it starts faster than the server binary, see
+ * src/command_helper.c), or NULL: then the server binary is the helper. */
+static char *find_helper(void)
+{
+    char exe[PATH_MAX];
+    size_t n = sizeof(exe);
+    if (uv_exepath(exe, &n) < 0 || strrchr(exe, '/') == NULL)
+        return NULL;
+    *strrchr(exe, '/') = '\0';
+    char *p = xasprintf("%s/%s", exe, TOOL_HELPER_NAME);
+    if (access(p, X_OK) == 0)
+        return p;
+    xfree(p);
+    return NULL;
+}
 
 int tool__exec_init(const json_t *root, char **err)
 {
@@ -89,6 +107,7 @@ int tool__exec_init(const json_t *root, char **err)
         return -EINVAL;
     ex.timeout_ms = (uint64_t)timeout;
     ex.max_output = (size_t)max;
+    ex.helper = find_helper();
     return tool__sandbox_init(root, err);
 }
 
@@ -99,6 +118,8 @@ void tool__exec_shutdown(void)
     for (struct exec_job *j = ex.jobs; j != NULL; j = j->next)
         exec_abort(j);
     tool__sandbox_shutdown();
+    xfree(ex.helper);
+    ex.helper = NULL;
     ex.timeout_ms = EXEC_TIMEOUT_MS;
     ex.max_output = EXEC_MAX_OUTPUT;
 }
@@ -359,12 +380,12 @@ static int spawn_shell(uv_loop_t *loop, struct exec_job *job, const char *root, 
         argv = tool__sandbox_argv(root, dir, sh, tool__sandbox_network());
         file = argv[0];
     } else {
-        static char name[] = "agent-tars-server", flag[] = TOOLS_HELPER_FLAG;
+        static char name[] = TOOL_HELPER_NAME, flag[] = TOOLS_HELPER_FLAG;
         char *wrapped[] = {name, flag, sh[0], sh[1], sh[2], NULL};
         argv = xmalloc(sizeof(wrapped));
         for (size_t i = 0; i < sizeof(wrapped) / sizeof(wrapped[0]); i++)
             argv[i] = wrapped[i] ? xstrdup(wrapped[i]) : NULL;
-        file = TOOL_HELPER_EXE;
+        file = ex.helper ? ex.helper : TOOL_HELPER_EXE;
         job->helper = true;
     }
     /* Real pipes (pipe2, close-on-exec), not the socketpairs UV_CREATE_PIPE makes: a command

@@ -176,8 +176,10 @@ struct tool_bwrap_spec {
 };
 char **tool__bwrap_argv(const struct tool_bwrap_spec *s);
 
-/* helper.c: run_command without a sandbox goes through the server binary re-executed as a
- * subreaper (TOOLS_HELPER_FLAG, see tools.h): this is its argv prefix. */
+/* helper.c: run_command without a sandbox goes through the command helper (TOOLS_HELPER_FLAG,
+ * see tools.h): the program TOOL_HELPER_NAME next to the server binary when it is there
+ * (src/command_helper.c, libc only), else the server binary itself. */
+#define TOOL_HELPER_NAME "agent-tars-command-helper"
 #define TOOL_HELPER_EXE "/proc/self/exe"
 
 #endif

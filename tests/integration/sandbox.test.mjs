@@ -383,8 +383,12 @@ describe('command.sandbox none: hygiene, allow-list and the whole-tree kill stil
     test('descriptors: 0, 1, 2 only; no socket', async () => {
         const r = await runOne(srv, fake, FDS);
         assertStdioOnly(r.stdout);
-        const helper = await runOne(srv, fake, 'ls -l /proc/$PPID/fd');
+        const helper = await runOne(srv, fake, 'ls -l /proc/$PPID/fd; readlink /proc/$PPID/exe');
         assert.ok(!helper.stdout.includes('socket:'), `the helper holds no socket either: ${helper.stdout}`);
+        // the libc-only helper next to the binary when it is there, else the binary itself
+        const standalone = path.join(path.dirname(TARS_BIN), 'agent-tars-command-helper');
+        const want = fs.existsSync(standalone) ? fs.realpathSync(standalone) : fs.realpathSync(TARS_BIN);
+        assert.match(helper.stdout, new RegExp(`^${want}$`, 'm'));
     });
 
     test('setsid and double forks: abort leaves no process', async () => {
