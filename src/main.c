@@ -253,6 +253,10 @@ static int serve(struct config *cfg)
     ao.budget = gov.budget;
     ao.pricing = gov.pricing;
     ao.max_prompt_tokens = gov.max_prompt_tokens;
+    const json_t *mls = json_object_get(json_object_get(cfg->root, "server"), "maxLoadedSessions");
+    ao.max_loaded_sessions = json_is_integer(mls) && json_integer_value(mls) >= 0
+                                 ? (size_t)json_integer_value(mls)
+                                 : 1000;
     agent_init(&ao);
     app.workspace = workspace_path(cfg->workspace, NULL, false);
     static struct api_options apo;

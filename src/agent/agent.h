@@ -32,6 +32,8 @@ struct agent_options {
     unsigned max_queued_runs;         /* beyond this agent_run_start answers -EAGAIN */
     size_t max_images;                /* images kept in what the model sees (default 5) */
     size_t max_tool_result_bytes;     /* tool result text cut to this for the model (0 = no cap) */
+    size_t max_loaded_sessions;       /* sessions kept in memory (0 = no cap): past it, idle ones
+                                       * are unloaded least recently used first (store needed) */
     /* governed runs (agent_govern_config reads them; 0 = no limit) */
     const json_t *approval;           /* tools.approval: name or glob -> "auto"|"ask"|"deny" */
     uint64_t approval_timeout_ms;     /* tools.approvalTimeoutMs (default 10 min) */

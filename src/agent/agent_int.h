@@ -21,6 +21,7 @@ struct agent_session {
     bool deleted;
     bool store_failed;         /* a storage error was logged for this session already */
     json_t *usage;             /* tokens used so far (sum of the runs), or NULL */
+    uint64_t used_at;          /* uv_now of its last lookup (least-recently-used unloading) */
 };
 
 extern struct agent_options agent__opts;

@@ -180,3 +180,32 @@ describe('Engine.IO sessions', () => {
         }
     });
 });
+
+describe('loaded sessions', () => {
+    test('server.maxLoadedSessions: idle sessions are unloaded least recently used and reload on demand', async () => {
+        const srv = await startServer({ fake, args: ['--server.maxLoadedSessions', '3', '--logLevel', 'debug'] });
+        try {
+            const old = [];
+            for (let i = 0; i < 3; i++) {
+                const sid = (await createV1(srv)).sessionId;
+                const r = await streamV1(srv, sid, q('text', `kept ${i}`));
+                assert.equal(r.status, 200);
+                old.push(sid);
+            }
+            await sleep(1100); // a session looked up in the last second is never unloaded
+            // touch old[0]: then old[1] and old[2] are the least recently used
+            assert.equal((await get(srv, `/api/v1/sessions/details?sessionId=${old[0]}`)).status, 200);
+            await sleep(1100);
+            for (let i = 0; i < 2; i++) await createV1(srv);
+            const unloaded = [...srv.stderr.matchAll(/sess (\S+): unloaded \(server\.maxLoadedSessions 3\)/g)].map((m) => m[1]);
+            assert.deepEqual(unloaded.sort(), [old[1], old[2]].sort(), srv.stderr.slice(-2000));
+            // an unloaded session answers as before: loaded again from the store
+            const ev = await get(srv, `/api/v1/sessions/events?sessionId=${old[1]}`);
+            assert.equal(ev.status, 200);
+            assert.ok(ev.json.events.some((e) => e.type === 'user_message' && /kept 1/.test(JSON.stringify(e.content))));
+            assert.match(srv.stderr, new RegExp(`sess ${old[1]}: loaded from storage`));
+        } finally {
+            await srv.stop();
+        }
+    });
+});
