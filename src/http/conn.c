@@ -216,6 +216,7 @@ void http__conn_flush_now(struct http_conn *c)
     c->wbuf = c->out;
     c->out = t;
     uv_buf_t b = uv_buf_init(c->wbuf.data, (unsigned)c->wbuf.len);
+    obs_http_io(0, c->wbuf.len);
     int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (rc == (int)c->wbuf.len) {
         buf_reset(&c->wbuf);
@@ -287,9 +288,13 @@ static void conn_dispatch(struct http_conn *c, struct http_req *req)
     c->state = HTTP__CONN_HANDLER;
     conn_restart_timer(c, HTTP__T_NONE); /* a long stream must not time out */
     log_debug("conn %llu: %s %s", cid(c), req->method, req->path);
+    obs_req_begin(&req->obs, req->method, req->path, http_req_header(req, "x-request-id"),
+                  http_req_header(req, "x-tt-logid"), http_req_header(req, "traceparent"),
+                  req->head.len + req->body.len);
     c->in_handler = true;
     c->srv->cb(req, c->srv->data);
     c->in_handler = false;
+    obs_req_leave();
 }
 
 /* Feeds bytes to the parser in state READ; returns how many it took. Stops after one
@@ -380,6 +385,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     struct http_conn *c = s->data;
     if (c->closing || nread == 0)
         return;
+    obs_http_io(nread > 0 ? (size_t)nread : 0, 0);
     if (nread < 0) {
         on_read_end(c, nread);
         return;
@@ -498,6 +504,7 @@ struct http_conn *http_upgrade(struct http_req *req, const char *extra_headers,
         return NULL;
     struct http_conn *c = req->conn;
     c->req = NULL;
+    req->obs.status = 101;
     http__req_free(req);
     if (c->closing)
         return NULL;

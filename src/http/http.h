@@ -72,6 +72,11 @@ void http_req_peer(const struct http_req *req, char out[64]);
  * Access-Control-Allow-Origin on the response. Without it no CORS header is sent. */
 void http_req_set_cors_origin(struct http_req *req, const char *origin);
 void http_req_on_close(struct http_req *req, http_close_cb cb, void *data);
+/* The request id: X-Request-Id (else x-tt-logid) as the client sent it, or a generated one.
+ * Every response carries it in X-Request-Id. *given (may be NULL) says whether it was sent. */
+const char *http_req_id(const struct http_req *req, bool *given);
+/* Names the route template the request matched (static string), for metrics and traces. */
+void http_req_set_route(struct http_req *req, const char *route);
 
 /* ---- one-shot responses (finish the request) ---- */
 void http_respond(struct http_req *req, int status, const char *content_type, const char *body,

@@ -14,6 +14,7 @@
 
 #include "../core/buf.h"
 #include "../core/list.h"
+#include "../obs/obs.h"
 #include "http.h"
 
 /* ---- request ---- */
@@ -45,6 +46,7 @@ struct http_req {
     void *close_data;
     http_drain_cb drain_cb;
     void *drain_data;
+    struct obs_req obs; /* request id, route, status and timing for metrics and logs (obs.h) */
 };
 
 void http__req_free(struct http_req *req);

@@ -38,6 +38,7 @@ void http__req_free(struct http_req *req)
 {
     if (!req)
         return;
+    obs_req_end(&req->obs, req->method, req->path); /* every request ends here */
     buf_release(&req->head);
     buf_release(&req->body);
     xfree(req->hdrs);

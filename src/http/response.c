@@ -91,6 +91,10 @@ static void append_head(struct buf *b, const struct http_req *req, int status,
         buf_appends(b, req->cors_origin);
         buf_appends(b, "\r\n");
     }
+    if (req && req->obs.id[0]) /* ids are checked or generated: no CR, LF or quotes */
+        buf_appendf(b, "X-Request-Id: %s\r\n%s%s%s", req->obs.id,
+                    req->obs.tt_logid ? "x-tt-logid: " : "", req->obs.tt_logid ? req->obs.id : "",
+                    req->obs.tt_logid ? "\r\n" : "");
 }
 
 void http__append_response(struct http_conn *c, const struct http_req *req, int status,
@@ -143,6 +147,8 @@ void http_respond_headers(struct http_req *req, int status, const char *content_
     if (c && !c->closing)
         http__append_response(c, req, status, content_type, extra_headers, body, len,
                               req->keep_alive);
+    obs_req_status(&req->obs, status, content_type);
+    req->obs.bytes_out += len;
     finish(req, req->keep_alive);
 }
 
@@ -162,11 +168,26 @@ void http_respond_error(struct http_req *req, int status, const char *msg)
 {
     json_t *o = json_object();
     json_object_set_new(o, "error", json_string_lossy(msg, strlen(msg)));
+    obs_http_error(status, msg);
+    if (req && req->obs.id_given) /* the caller's correlation id (X-Request-Id, x-tt-logid) */
+        json_object_set_new(o, "requestId", json_string(req->obs.id));
     size_t len = 0;
     char *s = json_dump_compact(o, &len);
     json_decref(o);
     http_respond(req, status, JSON_TYPE, s, len);
     xfree(s);
+}
+
+const char *http_req_id(const struct http_req *req, bool *given)
+{
+    if (given)
+        *given = req->obs.id_given;
+    return req->obs.id;
+}
+
+void http_req_set_route(struct http_req *req, const char *route)
+{
+    req->obs.route = route;
 }
 
 void http_req_set_cors_origin(struct http_req *req, const char *origin)
@@ -186,6 +207,7 @@ void http_respond_preflight(struct http_req *req)
                               "X-CSRF-Token,Last-Event-ID\r\n"
                               "Access-Control-Max-Age: 600\r\n"
                             : NULL;
+    req->obs.status = 204;
     if (req->conn && !req->conn->closing)
         http__append_response(req->conn, req, 204, NULL, extra, NULL, 0, req->keep_alive);
     finish(req, req->keep_alive);
@@ -199,6 +221,7 @@ void http__conn_send_error(struct http_conn *c, int status)
                                       : "Bad request";
     char body[96];
     int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", msg);
+    obs_http_error(status, msg);
     http__append_response(c, NULL, status, JSON_TYPE, NULL, body, (size_t)n, false);
     http__conn_finished(c, false);
 }
@@ -214,6 +237,7 @@ int http_stream_start(struct http_req *req, int status, const char *content_type
     if (c->closing)
         return UV_EPIPE;
     req->streaming = true;
+    obs_req_status(&req->obs, status, content_type);
     /* HTTP/1.0 has no chunked coding: the body then runs until we close. */
     req->chunked_out = req->http_major > 1 || req->http_minor >= 1;
     if (!req->chunked_out)
@@ -265,6 +289,7 @@ int http_stream_write(struct http_req *req, const char *p, size_t len)
     } else {
         buf_append(&c->out, p, len);
     }
+    req->obs.bytes_out += len;
     http__conn_queue_flush(c);
     return 0;
 }
