@@ -33,6 +33,10 @@ bool api__access_front(struct http_req *req);
 bool api__access_auth(struct http_req *req, bool *authed);
 void api__csrf_token(struct http_req *req);
 
+/* metrics.c: answers GET /metrics (behind api__access_auth or server.metrics.token) and
+ * returns true; false for any other request. */
+bool api__metrics(struct http_req *req);
+
 /* query.c */
 void api__run_query(struct http_req *req, struct agent_session *s, const json_t *query,
                     enum api_flavor flavor);

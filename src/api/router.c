@@ -47,6 +47,7 @@ int router_match(const struct route *routes, size_t n, const char *method, const
             continue;
         if (match_one(&routes[i], path, m)) {
             m->id = routes[i].id;
+            m->pattern = routes[i].pattern;
             return 1;
         }
     }

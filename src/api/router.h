@@ -16,6 +16,7 @@ struct route {
 
 struct route_match {
     int id;
+    const char *pattern; /* the matched route's pattern (borrowed from the table) */
     size_t nparams;
     const char *names[ROUTER_MAX_PARAMS]; /* borrowed from the pattern (without ':'), length in name_lens */
     size_t name_lens[ROUTER_MAX_PARAMS];

@@ -8,6 +8,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../core/xalloc.h"
+#include "../obs/obs.h"
 #include "../sio/sio.h"
 #include "../ui/ui.h"
 #include "api_int.h"
@@ -77,6 +78,11 @@ void api__error2(struct http_req *req, int status, const char *error, const char
     json_t *j = json_pack("{s:s}", "error", error);
     if (message)
         json_object_set_new(j, "message", json_string_lossy(message, strlen(message)));
+    bool given;
+    const char *rid = http_req_id(req, &given);
+    if (given) /* the caller's correlation id, as http_respond_error adds it */
+        json_object_set_new(j, "requestId", json_string(rid));
+    obs_http_error(status, error);
     http_respond_json(req, status, j);
     json_decref(j);
 }
@@ -311,6 +317,8 @@ void api_handle(struct http_req *req, void *data)
         return;
     if (!ui_route_base(req)) /* server.basePath: strips it, or 404 outside it */
         return;
+    if (api__metrics(req)) /* GET /metrics: its own token, or the gate below */
+        return;
     bool authed;
     if (!api__access_auth(req, &authed)) /* the access token */
         return;
@@ -332,6 +340,7 @@ void api_handle(struct http_req *req, void *data)
         xfree(msg);
         return;
     }
+    http_req_set_route(req, m.pattern);
     size_t len;
     const char *text = http_req_body(req, &len);
     json_t *body = NULL;
