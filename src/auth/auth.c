@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../core/log.h"
 #include "../core/util.h"
@@ -258,6 +259,9 @@ int auth_new(const json_t *root, const char *bind_host, struct auth **out, char 
     const char *csrf = json_string_value(json_object_get(server, "csrf"));
     a->csrf_required = csrf && strcmp(csrf, "required") == 0;
     a->secret = str_or_env(json_object_get(server, "secret"), "TARKO_SERVER_SECRET");
+    /* Read once; nothing later (a command, a crash dump) should find them in the environment. */
+    unsetenv("TARKO_AUTH_TOKEN");
+    unsetenv("TARKO_SERVER_SECRET");
     if (a->token && strlen(a->token) < AUTH_MIN_TOKEN) {
         *err = xasprintf("server.auth.token is too short: it must be at least %d characters",
                          AUTH_MIN_TOKEN);
@@ -374,44 +378,44 @@ bool auth_host_ok(const struct auth *a, const char *host)
     return false;
 }
 
-/* "scheme://host[:port]" -> canonical "scheme://name[:port]" with the default port dropped. */
-static bool canon_origin(const char *scheme, const char *hostport, char *out, size_t cap)
+/* "http://host[:port]" or "https://..." -> name and port (the scheme's default when absent). */
+static bool split_origin(const char *origin, bool *https, char name[MAX_NAME], int *port,
+                         bool *v6)
 {
-    char name[MAX_NAME];
-    int port;
-    bool v6;
-    if (!split_hostport(hostport, strlen(hostport), name, &port, &v6))
+    const char *p;
+    if (strncasecmp(origin, "http://", 7) == 0) {
+        *https = false;
+        p = origin + 7;
+    } else if (strncasecmp(origin, "https://", 8) == 0) {
+        *https = true;
+        p = origin + 8;
+    } else {
         return false;
-    bool https = strcmp(scheme, "https") == 0;
-    if (!https && strcmp(scheme, "http") != 0)
+    }
+    if (!split_hostport(p, strlen(p), name, port, v6))
         return false;
-    if (port == (https ? 443 : 80))
-        port = -1;
-    int n = snprintf(out, cap, "%s://%s%s%s", scheme, v6 ? "[" : "", name, v6 ? "]" : "");
-    if (port >= 0)
-        n += snprintf(out + n, cap - (size_t)n, ":%d", port);
-    return n > 0 && (size_t)n < cap;
+    if (*port < 0)
+        *port = *https ? 443 : 80;
+    return true;
 }
 
+/* No formatting on this path: it runs for every browser request. */
 bool auth_origin_ok(const struct auth *a, const char *origin, const char *host)
 {
-    if (origin == NULL)
-        return true;
-    char o[MAX_NAME + 32];
-    snprintf(o, sizeof(o), "%s", origin);
-    lower(o);
-    if (a->any_origin)
+    if (origin == NULL || a->any_origin)
         return true;
     for (size_t i = 0; i < a->norigins; i++)
-        if (strcmp(a->origins[i], o) == 0)
+        if (strcasecmp(a->origins[i], origin) == 0)
             return true;
-    char *sep = strstr(o, "://");
-    if (sep == NULL || host == NULL)
+    bool https, v6, host_v6;
+    char name[MAX_NAME], host_name[MAX_NAME];
+    int port, host_port;
+    if (host == NULL || !split_origin(origin, &https, name, &port, &v6) ||
+        !split_hostport(host, strlen(host), host_name, &host_port, &host_v6))
         return false;
-    *sep = '\0';
-    char mine[MAX_NAME + 32], theirs[MAX_NAME + 32];
-    return canon_origin(o, sep + 3, theirs, sizeof(theirs)) &&
-           canon_origin(o, host, mine, sizeof(mine)) && strcmp(mine, theirs) == 0;
+    if (host_port < 0)
+        host_port = https ? 443 : 80;
+    return v6 == host_v6 && port == host_port && strcmp(name, host_name) == 0;
 }
 
 /* ---- token, cookie, CSRF ---- */

@@ -32,7 +32,8 @@ static struct {
     bool ready;
     unsigned connect_timeout_ms;
     struct auth *auth;
-    /* what api__access_auth found for the request being handled, for on_open */
+    /* what api__access_auth found for the request being handled, for on_open (which runs
+     * after a WebSocket handshake has already finished the request) */
     bool req_authed;
     char req_peer[64];
 } sio;
@@ -544,6 +545,9 @@ bool sio_handle(struct http_req *req, bool authed)
 {
     if (!sio.ready)
         return false;
+    const char *path = http_req_path(req);
+    if (strncmp(path, "/socket.io/", 11) != 0 && strncmp(path, "/engine.io/", 11) != 0)
+        return false; /* the common case: not ours, and no address lookup */
     sio.req_authed = authed;
     http_req_peer(req, sio.req_peer);
     if (eio_handle(req, "/socket.io/", &sio_handler))
