@@ -16,6 +16,8 @@
 #include "http/http.h"
 #include "llm/curl_uv.h"
 #include "llm/llm.h"
+#include "llm/llm_http.h"
+#include "obs/obs.h"
 #include "sio/sio.h"
 #include "store/store.h"
 #include "tools/mcp.h"
@@ -56,6 +58,8 @@ static void on_signal(uv_signal_t *h, int signum)
     mcp_shutdown();
     tools_shutdown();
     llm_ctx_close(app.llm);
+    obs_shutdown();
+    llm_http_close();
     uv_close((uv_handle_t *)&app.commit, NULL);
     uv_close((uv_handle_t *)&app.sigint, NULL);
     uv_close((uv_handle_t *)&app.sigterm, NULL);
@@ -170,12 +174,46 @@ static void set_llm_pool(const json_t *root)
                      json_is_number(host) ? (long)json_number_value(host) : 0);
 }
 
+static double gauge_conns(void *data)
+{
+    return app.http ? http_server_conn_count(app.http) : 0;
+}
+
+static double gauge_sessions(void *data)
+{
+    return (double)agent_session_count();
+}
+
+static double gauge_runs(void *data)
+{
+    unsigned running, queued;
+    agent_run_counts(&running, &queued);
+    return data ? queued : running;
+}
+
+/* Metrics, request ids, log format and traces (src/obs). */
+static int start_obs(const struct config *cfg, char **err)
+{
+    llm_http_init(app.loop);
+    obs_set_sender(llm_http_post);
+    obs_gauge_register("tars_http_connections_open", "Open client connections", gauge_conns, NULL);
+    obs_gauge_register("tars_agent_sessions_loaded", "Sessions in memory", gauge_sessions, NULL);
+    obs_gauge_register("tars_agent_runs_running", "Runs holding a run slot", gauge_runs, NULL);
+    obs_gauge_register("tars_agent_runs_queued", "Runs waiting for a run slot", gauge_runs, &app);
+    return obs_init(app.loop, cfg->root, err);
+}
+
 static int serve(struct config *cfg)
 {
     app.loop = uv_default_loop();
     fit_open_files(cfg);
     set_llm_pool(cfg->root);
     char *err = NULL;
+    if (start_obs(cfg, &err) < 0) {
+        fprintf(stderr, "error: %s\n", err);
+        xfree(err);
+        return 2;
+    }
     struct agent_options gov = {0}; /* checked before anything starts */
     if (agent_govern_config(&gov, cfg->root, &err) < 0) {
         fprintf(stderr, "error: %s\n", err);

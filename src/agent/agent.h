@@ -107,6 +107,8 @@ const char *agent_session_id(const struct agent_session *s);
 const char *agent_session_workspace(const struct agent_session *s);
 bool agent_session_running(const struct agent_session *s);
 size_t agent_session_count(void);
+/* Runs holding a run slot, and runs waiting for one (max_concurrent_runs). */
+void agent_run_counts(unsigned *running, unsigned *queued);
 
 /* "idle", "executing", "aborted" or "error" (anchor-api.md F6). */
 const char *agent_session_status(const struct agent_session *s);

@@ -12,6 +12,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../core/xalloc.h"
+#include "../obs/obs.h"
 #include "../tools/mcp.h"
 #include "../tools/tools.h"
 #include "run_int.h"
@@ -66,6 +67,9 @@ void agent__run_finish(struct run *r, enum agent_run_status status, const char *
     }
     agent__timer_stop(&r->approval_timer);
     agent__timer_stop(&r->deadline);
+    obs_span_end(r->tool_span, "run ended"); /* no-ops unless a call was cut off */
+    obs_span_end(r->llm_span, "run ended");
+    obs_span_end(r->span, status == AGENT_RUN_ERROR ? (errmsg ? errmsg : "error") : NULL);
     s->run = NULL;
     s->status = names[status];
     json_t *ev = agent__event_new("agent_run_end");
@@ -114,6 +118,7 @@ static void flush_thinking(struct run *r)
 static void on_content(void *data, const char *p, size_t len)
 {
     struct run *r = data;
+    obs_first_token(&r->llm_first_ms);
     flush_thinking(r);
     if (len)
         agent__emit_delta(r->s, "assistant_streaming_message", p, len, r->message_id);
@@ -124,6 +129,7 @@ static void on_reasoning(void *data, const char *p, size_t len)
     struct run *r = data;
     if (len == 0 || r->think_done)
         return;
+    obs_first_token(&r->llm_first_ms);
     if (r->think.len == 0)
         r->think_start_ms = mono_ms();
     buf_append(&r->think, p, len); /* capped by llm's line cap times chunks; see buf max */
@@ -146,6 +152,7 @@ static void on_tool_call_delta(void *data, size_t index, const char *id, const c
                                const char *args, size_t len)
 {
     struct run *r = data;
+    obs_first_token(&r->llm_first_ms);
     flush_thinking(r);
     emit_tool_delta(r, id, name, args, len, false);
 }
@@ -168,6 +175,8 @@ static void on_llm_done(void *data, int status, const struct llm_result *res, co
 {
     struct run *r = data;
     r->llm = NULL; /* freed by llm after we return */
+    obs_model_done(r->llm_span, r->cfg->provider, r->cfg->model, status, errmsg, r->llm_start_ms,
+                   r->llm_first_ms, res ? res->usage : NULL);
     flush_thinking(r);
     if (status != LLM_OK && !r->compact_retried && agent__context_error(errmsg)) {
         /* "context length exceeded": compact once and try again */
@@ -324,6 +333,7 @@ static void on_tool_done(void *data, const struct tool_result *res)
 {
     struct run *r = data;
     r->tool = NULL;
+    obs_span_end(r->tool_span, res->error);
     if (r->state != RUN_DONE) {
         const json_t *call = json_array_get(r->calls, r->call_idx);
         emit_tool_result(r, json_get_str(call, "id"), agent__call_field(call, "name"), res->content,
@@ -422,6 +432,7 @@ static bool start_tool(struct run *r, const json_t *call)
                                                      "description", "Unknown tool", "schema"));
     agent__emit_new(r->s, ev);
     r->refs++;
+    r->tool_span = obs_tool_span_start(r->span, name);
     int rc = tool_run_start(agent__opts.loop, r->s->workspace, name, args, on_tool_done, r,
                             &r->tool);
     json_decref(args);
@@ -596,8 +607,11 @@ void agent__next_iteration(struct run *r)
         json_decref(messages);
         return;
     }
+    r->llm_first_ms = 0;
+    r->llm_span = obs_model_span_start(r->span, r->cfg->provider, r->cfg->model);
     int rc = llm_request_start(agent__opts.llm, r->cfg, messages,
                                tools_openai_schema(), &llm_cbs, r, &r->llm);
+    obs_span_leave();
     json_decref(messages);
     if (rc < 0)
         fail(r, "cannot start the LLM request");
@@ -644,6 +658,7 @@ static void run_begin(struct run *r, struct agent_session *s)
     r->refs = 1;
     r->state = RUN_LLM;
     r->start_ms = mono_ms();
+    r->span = obs_span_start(obs_current_span(), "invoke_agent", 1);
     r->usage = json_pack("{s:i, s:i, s:i, s:i}", "promptTokens", 0, "completionTokens", 0,
                          "totalTokens", 0, "llmCalls", 0);
     buf_init(&r->think, 16 << 20);
@@ -724,6 +739,12 @@ void agent__run_resume(struct agent_session *s, const json_t *calls, size_t call
     agent__next_tool(r);
 }
 
+void agent_run_counts(unsigned *running, unsigned *queued)
+{
+    *running = agent__running;
+    *queued = (unsigned)nwaiting;
+}
+
 void agent__runs_abort_all(void)
 {
     shutting_down = true;
@@ -741,6 +762,8 @@ bool agent_abort(struct agent_session *s)
     if (r == NULL)
         return false;
     if (r->llm) {
+        obs_model_done(r->llm_span, r->cfg->provider, r->cfg->model, OBS_MODEL_ABORTED, NULL,
+                       r->llm_start_ms, r->llm_first_ms, NULL);
         llm_request_cancel(r->llm);
         r->llm = NULL;
     }

@@ -34,6 +34,8 @@ struct run {
     json_t *calls;           /* tool calls of the current assistant message */
     size_t call_idx;
     uint64_t tool_start_ms;
+    uint32_t span, llm_span, tool_span; /* trace spans (obs.h): the run, its model and tool call */
+    uint64_t llm_first_ms;   /* mono_ms of the current model call's first token, 0 = none yet */
     json_t *final_msg;       /* the last assistant_message event object */
     struct list_node qnode;  /* in `waiting` while queued for a run slot */
     bool queued;             /* waiting for a slot (max_concurrent_runs) */

@@ -8,6 +8,7 @@
 #include "../core/map.h"
 #include "../core/util.h"
 #include "../core/xalloc.h"
+#include "../obs/obs.h"
 #include "../store/store.h"
 #include "../tools/tools.h"
 #include "agent_int.h"
@@ -143,6 +144,7 @@ void agent__emit_new(struct agent_session *s, json_t *j)
     json_dumpb(j, ev->json, len, JSON_COMPACT);
     ev->json[len] = '\0';
     ev->ends_stream = ends_stream(ev->type, j);
+    obs_agent_event(j);
     json_decref(j);
     fan_out(s, ev);
 }

@@ -19,6 +19,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../core/xalloc.h"
+#include "../obs/obs.h"
 #include "anthropic_stream.h"
 #include "curl_uv.h"
 #include "openai_full.h"
@@ -85,6 +86,7 @@ struct llm_request {
     bool pe;        /* content goes through the prompt-engineering parser */
     bool so;        /* content goes through the structured-outputs parser */
     char **extra_headers; /* model.headers lines, NULL-terminated, or NULL */
+    char traceparent[80]; /* "traceparent: ..." of the model call's span (obs.h), or "" */
     union {
         struct oai_stream oai;
         struct anth_stream anth;
@@ -258,6 +260,8 @@ static struct curl_slist *build_headers(const struct llm_request *req)
         h = curl_slist_append(h, req->version_header);
     for (size_t i = 0; req->extra_headers && req->extra_headers[i]; i++)
         h = curl_slist_append(h, req->extra_headers[i]);
+    if (req->traceparent[0]) /* W3C trace context of the model call's span */
+        h = curl_slist_append(h, req->traceparent);
     return h;
 }
 
@@ -537,6 +541,7 @@ static void schedule_retry(struct llm_request *req, const char *reason)
 {
     uint64_t delay = retry_delay_ms(req);
     req->retries++;
+    obs_model_retry();
     log_info("llm request failed (%s), retry %u/%u in %llu ms", reason, req->retries,
              req->max_retries, (unsigned long long)delay);
     req->state = REQ_RETRY_WAIT;
@@ -777,6 +782,7 @@ int llm_request_start(struct llm_ctx *ctx, const struct llm_config *cfg, const j
     }
     req->timer.data = req;
     req->ctx = ctx;
+    obs_traceparent_header(obs_current_span(), req->traceparent);
     req->cb = *cb;
     req->data = data;
     req->next = ctx->reqs;

@@ -9,6 +9,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../core/xalloc.h"
+#include "../obs/obs.h"
 #include "sio.h"
 #include "sio_int.h"
 
@@ -417,6 +418,7 @@ static void on_open(struct eio_socket *e)
     list_init(&c->sockets);
     eio_set_data(e, c);
     eio_set_deadline(e, sio.connect_timeout_ms);
+    obs_sio_client(1);
 }
 
 static void on_timeout(struct eio_socket *e)
@@ -443,6 +445,7 @@ static void on_close(struct eio_socket *e, const char *reason)
 
 static void on_free(void *data)
 {
+    obs_sio_client(-1);
     xfree(data);
 }
 

@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "obs/obs.h"
 
 #define BUSY_TIMEOUT_MS 2000
 
@@ -181,7 +182,9 @@ static int sql_flush(struct store *st)
     struct sql_store *s = sql(st);
     if (!s->in_txn)
         return 0;
+    uint64_t t0 = obs_now_us();
     int rc = run_id(s, STMT_COMMIT);
+    obs_store_commit(t0, rc == SQLITE_OK, s->pending);
     if (rc == SQLITE_OK) {
         s->in_txn = false;
         s->pending = 0;

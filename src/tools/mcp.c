@@ -22,6 +22,7 @@
 #include "core/util.h"
 #include "core/xalloc.h"
 #include "jsonrpc.h"
+#include "obs/obs.h"
 #include "llm/curl_uv.h"
 #include "llm/sse_reader.h"
 #include "mcp_int.h"
@@ -611,6 +612,8 @@ static void srv_fail(struct mcp_server *s, const char *reason)
     if (s->state == S_CLOSED || s->state == S_DOWN)
         return;
     bool starting = s->state == S_STARTING;
+    if (s->state == S_READY)
+        obs_mcp(OBS_MCP_DOWN);
     log_warn("mcp server '%s' %s: %s", s->name, starting ? "failed to start" : "lost", reason);
     s->ops->drop(s, false);
     s->state = S_DOWN;
@@ -630,6 +633,7 @@ static void srv_fail(struct mcp_server *s, const char *reason)
 static void srv_start(struct mcp_server *s)
 {
     uv_timer_stop(&s->timer);
+    obs_mcp(OBS_MCP_START);
     s->state = S_STARTING;
     xfree(s->proto);
     s->proto = NULL;
@@ -666,6 +670,7 @@ static void srv_wake(struct mcp_server *s)
 static void srv_ready(struct mcp_server *s)
 {
     uv_timer_stop(&s->timer);
+    obs_mcp(OBS_MCP_UP);
     s->state = S_READY;
     s->settled = true;
     s->failures = 0;
@@ -842,6 +847,7 @@ static void on_call_timer(uv_timer_t *t)
     struct mcp_server *s = c->srv;
     bool sent = c->state == CALL_SENT;
     log_warn("mcp tool %s on '%s' timed out", c->tool, s->name);
+    obs_mcp(OBS_MCP_TIMEOUT);
     if (sent)
         send_cancelled(s, c->id, "Request timed out");
     call_fail(c, ERR_TIMEOUT);
