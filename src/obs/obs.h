@@ -96,8 +96,10 @@ uint32_t obs_span_start(uint32_t parent, const char *name, int kind);
 /* Makes span current (the parent of what starts now, and the span an outgoing model request
  * names in its traceparent); returns the previous current span. */
 uint32_t obs_span_enter(uint32_t span);
-/* A model call span (gen_ai.system, gen_ai.request.model) under parent, made current. */
+/* A model call span (gen_ai.system, gen_ai.request.model) under parent, made current until
+ * obs_span_leave (so the request started in between carries its traceparent). */
 uint32_t obs_model_span_start(uint32_t parent, const char *provider, const char *model);
+void obs_span_leave(void);
 /* A tool call span (gen_ai.tool.name) under parent. */
 uint32_t obs_tool_span_start(uint32_t parent, const char *tool);
 void obs_span_attr_str(uint32_t span, const char *key, const char *value);

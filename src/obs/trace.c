@@ -42,6 +42,7 @@ static struct {
     uv_timer_t timer;
     bool timer_on;
     uint32_t current;           /* span of the request being handled, or the entered one */
+    uint32_t saved;             /* current before obs_model_span_start */
     obs_post_fn send;
 } T;
 
@@ -428,8 +429,15 @@ uint32_t obs_model_span_start(uint32_t parent, const char *provider, const char 
         obs_span_attr_str(h, "gen_ai.system", provider);
         obs_span_attr_str(h, "gen_ai.request.model", model);
     }
+    T.saved = T.current;
     T.current = h;
     return h;
+}
+
+void obs_span_leave(void)
+{
+    T.current = T.saved;
+    T.saved = 0;
 }
 
 uint32_t obs_tool_span_start(uint32_t parent, const char *tool)
