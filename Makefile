@@ -6,8 +6,9 @@ PKGS    := libuv libcurl sqlite3 jansson libcrypto
 DEB_PKGS := gcc make libssl-dev libuv1-dev node-llhttp libwslay-dev libcurl4-openssl-dev \
             libsqlite3-dev libjansson-dev libcmocka-dev pkg-config bubblewrap
 # What the tests need beyond the build: node (with npm) for the black-box suites, the sqlite3 CLI to
-# build original-schema databases, chromium for the web UI and browser tests.
-TEST_DEB_PKGS := nodejs sqlite3 chromium util-linux
+# build original-schema databases, chromium for the web UI and browser tests, prometheus (promtool
+# and the server) for the metrics tests.
+TEST_DEB_PKGS := nodejs sqlite3 chromium util-linux prometheus
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -MMD -MP
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lm
@@ -51,7 +52,7 @@ $(BUILD)/src/ui/assets.o: $(wildcard ui/*)
 # Build information for GET /api/v1/version (only v1.o depends on it).
 GIT_HASH   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BUILD_TIME := $(shell date +%s000)
-$(BUILD)/src/api/v1.o: CPPFLAGS += -DTARS_GIT_HASH='"$(GIT_HASH)"' -DTARS_BUILD_TIME_MS=$(BUILD_TIME)LL
+$(BUILD)/src/api/v1.o $(BUILD)/src/api/metrics.o: CPPFLAGS += -DTARS_GIT_HASH='"$(GIT_HASH)"' -DTARS_BUILD_TIME_MS=$(BUILD_TIME)LL
 
 .PHONY: all run test unit integration check fmt clean deps bench bench-sio bench-sandbox fuzz fuzz-build
 all: $(BIN)
