@@ -15,6 +15,12 @@
 #include "../obs/obs.h"
 #include "api_int.h"
 
+/* The Makefile passes the commit as it does for v1.c; the version is v1.c's SERVER_VERSION. */
+#ifndef TARS_GIT_HASH
+#define TARS_GIT_HASH "unknown"
+#endif
+#define TARS_VERSION "0.3.0"
+
 static const char *metrics_token(void)
 {
     static bool read;
@@ -62,6 +68,11 @@ bool api__metrics(struct http_req *req)
         bool authed;
         if (!api__access_auth(req, &authed))
             return true;
+    }
+    static bool build_info;
+    if (!build_info) {
+        build_info = true;
+        obs_set_build_info(TARS_VERSION, TARS_GIT_HASH);
     }
     struct buf out;
     buf_init(&out, 64u << 20);

@@ -85,7 +85,8 @@ static struct obs_family fams[F_COUNT] = {
     [F_LOOP_LAG] = HIST("tars_event_loop_lag_seconds",
                         "Delay of a 500 ms repeating timer behind its schedule", lag_bounds),
     [F_SPANS] = COUNTER("tars_trace_spans_total", "Trace spans by fate", "result"),
-    [F_BUILD] = COUNTER("tars_build_info", "Build information (value 1)", "version", "commit"),
+    [F_BUILD] = {.name = "tars_build_info", .help = "Build information (value 1)", .type = OBS_GAUGE,
+                .labels = {"version", "commit"}},
 };
 
 struct gauge_fn {
