@@ -108,6 +108,8 @@ static bool is_public(const char *method, const char *path)
         return false;
     if (strcmp(path, "/api/v1/health") == 0 || strcmp(path, "/api/health") == 0)
         return true;
+    if (strcmp(path, "/metrics") == 0) /* GET /metrics (api/metrics.c) is not the UI */
+        return false;
     return strncmp(path, "/api/", 5) != 0 && strcmp(path, "/api") != 0 && !is_sio_path(path);
 }
 
