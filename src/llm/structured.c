@@ -537,10 +537,23 @@ static bool take_call(struct so_parser *p, const json_t *tc)
     return ok;
 }
 
+static void fill(struct so_parser *p, struct llm_result *res)
+{
+    res->raw_content = buf_str(&p->raw);
+    res->content = p->final_content;
+    res->tool_calls = p->have_call ? &p->call : NULL;
+    res->n_tool_calls = p->have_call ? 1 : 0;
+    if (p->have_call)
+        res->finish_reason = "tool_calls";
+}
+
 void so_parser_finish(struct so_parser *p, struct llm_result *res)
 {
+    if (p->final_content != NULL) { /* finished before: the same result again */
+        fill(p, res);
+        return;
+    }
     const char *raw = buf_str(&p->raw);
-    res->raw_content = raw;
     struct so_repair info;
     char *fixed = so_json_repair(raw, p->raw.len, &info);
     json_t *j = fixed ? json_loads(fixed, 0, NULL) : NULL;
@@ -560,11 +573,7 @@ void so_parser_finish(struct so_parser *p, struct llm_result *res)
             take_call(p, tc);
     }
     json_decref(j);
-    res->content = p->final_content;
-    res->tool_calls = p->have_call ? &p->call : NULL;
-    res->n_tool_calls = p->have_call ? 1 : 0;
-    if (p->have_call)
-        res->finish_reason = "tool_calls";
+    fill(p, res);
 }
 
 void so_parser_release(struct so_parser *p)
