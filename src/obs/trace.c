@@ -39,12 +39,12 @@ static struct {
     struct obs_span *queue;     /* QUEUE_MAX */
     size_t nqueue;
     bool sending;
-    uv_timer_t timer;
     bool timer_on;
     uint32_t current;           /* span of the request being handled, or the entered one */
     uint32_t saved;             /* current before obs_model_span_start */
     obs_post_fn send;
 } T;
+static uv_timer_t export_timer; /* outside T: T is cleared while the handle is closing */
 
 static uint64_t unix_ns(void)
 {
@@ -166,9 +166,9 @@ int obs__trace_init(uv_loop_t *loop, char **err)
     T.loop = loop;
     T.live = xcalloc(LIVE_MAX, sizeof(*T.live));
     T.queue = xcalloc(QUEUE_MAX, sizeof(*T.queue));
-    uv_timer_init(loop, &T.timer);
-    uv_timer_start(&T.timer, on_timer, T.delay_ms, T.delay_ms);
-    uv_unref((uv_handle_t *)&T.timer);
+    uv_timer_init(loop, &export_timer);
+    uv_timer_start(&export_timer, on_timer, T.delay_ms, T.delay_ms);
+    uv_unref((uv_handle_t *)&export_timer);
     T.timer_on = true;
     T.on = true;
     log_info("traces: OTLP/HTTP JSON to %s (service %s)", T.url, T.service);
@@ -193,7 +193,7 @@ static void on_sent(void *data, int status)
         log_debug("traces: export of %zu spans failed (%d)", n, status);
     }
     if (T.nqueue >= BATCH_MAX && T.on)
-        uv_timer_start(&T.timer, on_timer, 0, T.delay_ms);
+        uv_timer_start(&export_timer, on_timer, 0, T.delay_ms);
 }
 
 static void flush(void)
@@ -231,8 +231,8 @@ void obs__trace_shutdown(void)
     flush(); /* best effort: the sender's transfer may be cut by the shutdown */
     T.on = false;
     if (T.timer_on) {
-        uv_timer_stop(&T.timer);
-        uv_close((uv_handle_t *)&T.timer, NULL);
+        uv_timer_stop(&export_timer);
+        uv_close((uv_handle_t *)&export_timer, NULL);
         T.timer_on = false;
     }
     for (size_t i = 0; i < LIVE_MAX; i++)
@@ -402,7 +402,7 @@ void obs_span_end(uint32_t span, const char *error)
         T.queue[T.nqueue++] = l->sp; /* the strings move with it */
         memset(&l->sp, 0, sizeof(l->sp));
         if (T.nqueue >= BATCH_MAX && !T.sending)
-            uv_timer_start(&T.timer, on_timer, 0, T.delay_ms);
+            uv_timer_start(&export_timer, on_timer, 0, T.delay_ms);
     }
     l->gen = 0;
 }
