@@ -185,18 +185,25 @@ static int split_url(struct http_req *r)
     return 0;
 }
 
-/* RFC 9112 §2.3, §6.1, §6.3: the version and the framing headers we accept. */
-static int check_framing(struct http__parser *p, const llhttp_t *hp)
+/* RFC 9112 §2.3, §6.1, §6.3: the version and the framing headers we accept. Returns 0, or the
+ * status to answer with *why set. */
+static int check_framing(struct http__parser *p, const llhttp_t *hp, const char **why)
 {
-    if (hp->http_major != 1)
-        return hp->http_major == 0 ? 400 : 505; /* HTTP/0.9 has no headers and no framing */
+    if (hp->http_major != 1) {
+        /* HTTP/0.9 has no headers and no framing at all */
+        *why = hp->http_major == 0 ? "HTTP/0.9 request" : "unsupported HTTP version";
+        return hp->http_major == 0 ? 400 : 505;
+    }
     if (!(hp->flags & F_TRANSFER_ENCODING))
         return 0;
     /* "A server that receives a request message with a transfer coding it does not understand
      * SHOULD respond with 501"; one received in an HTTP/1.0 message has faulty framing. */
-    if (hp->http_minor == 0)
+    if (hp->http_minor == 0) {
+        *why = "Transfer-Encoding in HTTP/1.0";
         return 400;
+    }
     const char *te = http_req_header(p->cur, "transfer-encoding");
+    *why = "unsupported transfer coding";
     return te && strcasecmp(te, "chunked") == 0 ? 0 : 501;
 }
 
@@ -206,12 +213,10 @@ static int on_headers_complete(llhttp_t *hp)
     struct http_req *r = p->cur;
     if (end_token(p) < 0)
         return -1;
-    int bad = check_framing(p, hp);
+    const char *why = NULL;
+    int bad = check_framing(p, hp, &why);
     if (bad)
-        return fail(p, bad, bad == 505 ? "unsupported HTTP version"
-                            : bad == 501 ? "unsupported transfer coding"
-                            : hp->http_major == 0 ? "HTTP/0.9 request"
-                                                  : "Transfer-Encoding in HTTP/1.0");
+        return fail(p, bad, why);
     r->method = llhttp_method_name((llhttp_method_t)hp->method);
     r->http_major = (unsigned char)hp->http_major;
     r->http_minor = (unsigned char)hp->http_minor;
