@@ -29,6 +29,7 @@
 
 #define LLM_ERRBODY_MAX (64 * 1024)
 #define LLM_DEFAULT_IDLE_MS 60000u
+#define LLM_FULL_MIN_IDLE_MS 300000u
 #define LLM_DEFAULT_CONNECT_MS 10000u
 #define LLM_DEFAULT_RETRY_BASE_MS 500u
 #define LLM_MAX_BACKOFF_MS 8000.0
@@ -742,6 +743,10 @@ static void req_configure(struct llm_request *req, const struct llm_config *cfg)
     const struct llm_provider *prov = llm_provider_get(cfg->provider);
     req->anthropic = prov->wire == LLM_WIRE_ANTHROPIC;
     req->full = prov->non_streaming;
+    /* An unstreamed answer sends nothing until the whole reply is written: the stall watchdog
+     * waits at least LLM_FULL_MIN_IDLE_MS for it. */
+    if (req->full && req->idle_ms < LLM_FULL_MIN_IDLE_MS)
+        req->idle_ms = LLM_FULL_MIN_IDLE_MS;
     req->pe = cfg->tool_call_engine == LLM_ENGINE_PROMPT_ENGINEERING;
     req->so = cfg->tool_call_engine == LLM_ENGINE_STRUCTURED_OUTPUTS;
     req->url = llm_request_url(cfg);
