@@ -234,6 +234,11 @@ void api__oneshot(struct http_req *req, const json_t *body, bool stream)
         if (json_is_array(tags))
             json_object_set(meta, "tags", (json_t *)tags);
     }
+    if (json_dumpb(meta, NULL, 0, JSON_COMPACT) > 64 * 1024) { /* as v1.c's metadata cap */
+        json_decref(meta);
+        http_respond_error(req, 413, "Session metadata over 64 KiB");
+        return;
+    }
     char *err = NULL;
     struct agent_session *s = agent_session_create(meta, &err);
     json_decref(meta);

@@ -150,6 +150,13 @@ describe('session metadata', () => {
         assert.equal(d.json.session.metadata.blob, undefined);
         assert.equal((await post(srv, '/api/v1/sessions/update', { sessionId: sid, metadata: { name: 'small' } })).status, 200);
     });
+
+    test('one-shot with metadata over 64 KiB is a 413', async () => {
+        const tags = Array.from({ length: 700 }, (_, i) => `tag-${i}-${'t'.repeat(90)}`);
+        const r = await post(srv, '/api/v1/oneshot/query', { query: q('text', 'x'), sessionTags: tags });
+        assert.equal(r.status, 413, r.text);
+        assert.deepEqual(r.json, { error: 'Session metadata over 64 KiB' });
+    });
 });
 
 describe('Engine.IO sessions', () => {
