@@ -168,6 +168,10 @@ bench: $(BIN)
 bench-sio: $(BIN)
 	TARS_BIN=$(abspath $(BIN)) node bench/sio-fanout.mjs
 
+# GET /metrics with 10,000 sessions loaded: size and time of a scrape (bench/metrics.mjs).
+bench-metrics: $(BIN)
+	TARS_BIN=$(abspath $(BIN)) node bench/metrics.mjs
+
 # Start-up cost of a command: bubblewrap sandbox vs the unsandboxed helper (bench/sandbox.mjs).
 bench-sandbox: $(BIN)
 	TARS_BIN=$(abspath $(BIN)) node bench/sandbox.mjs
