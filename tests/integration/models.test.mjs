@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe } from 'node:test';
 import { ANTHROPIC_KEY, claudeTextReply, startFakeAnthropic } from './lib/fake-anthropic.mjs';
-import { addScenarios, startFakeOpenAI, textReply } from './lib/fake-openai.mjs';
+import { REASONING_ANSWER, REASONING_TEXT, addScenarios, startFakeOpenAI, textReply } from './lib/fake-openai.mjs';
 import { closeAll, connectClient, emitAck, runEnded, until } from './lib/sio-client.mjs';
 import { TEST_API_KEY, cleanup, get, post, q, startServer, tempDir, test } from './lib/server.mjs';
 import { SKIP_REASON, assertClean, currentSessionId, launchBrowser, openPage, sel, sendMessage, waitStatus } from './lib/ui-browser.mjs';
@@ -63,6 +63,7 @@ describe('model catalogue and per-session choice', () => {
                         headers: { 'X-Team': 'blue' },
                         params: { top_p: 0.25, seed: 7 },
                     },
+                    { provider: 'deepseek', id: 'deepseek-fake', baseURL: fakeB.baseURL, apiKey: KEY_B },
                     { provider: 'openai-compatible', id: 'fake-model', baseURL: 'http://127.0.0.1:9/v1' }, // duplicate id: dropped
                 ],
             },
@@ -83,6 +84,7 @@ describe('model catalogue and per-session choice', () => {
                 { id: 'model-b', provider: 'openai-compatible', displayName: 'Model B' },
                 { id: 'claude-fake', provider: 'anthropic', displayName: 'Claude (fake)' },
                 { id: 'model-h', provider: 'openai-compatible' },
+                { id: 'deepseek-fake', provider: 'deepseek' },
                 { id: 'model-p', provider: 'openai-compatible' },
             ],
         });
@@ -199,6 +201,24 @@ describe('model catalogue and per-session choice', () => {
         const rec = anth.requestsMatching(qc)[0];
         assert.equal(rec.headers['x-api-key'], ANTHROPIC_KEY);
         assert.equal(rec.body.model, 'claude-fake');
+    });
+
+    test('reasoning_content goes back to providers that take it, never to deepseek', async () => {
+        const { sessionId } = (await post(srv, '/api/v1/sessions/create', {})).json;
+        const qr = q('reasoning', 'think first');
+        await v1Query(srv, sessionId, qr);
+        const q2 = q('text', 'again on A');
+        await v1Query(srv, sessionId, q2);
+        const hist = (rec) => rec.body.messages.find((m) => m.role === 'assistant');
+        assert.equal(hist(fakeA.requestsMatching(q2)[0]).reasoning_content, REASONING_TEXT);
+        await post(srv, '/api/v1/sessions/model', { sessionId, model: { provider: 'deepseek', id: 'deepseek-fake' } });
+        const q3 = q('text', 'now deepseek');
+        await v1Query(srv, sessionId, q3);
+        const rec = fakeB.requestsMatching(q3)[0];
+        assert.equal(rec.body.model, 'deepseek-fake');
+        assert.equal(hist(rec).content, REASONING_ANSWER);
+        assert.equal(hist(rec).reasoning_content, undefined);
+        assert.ok(!rec.rawBody.includes('reasoning_signature'));
     });
 
     test("the seed's routes and Socket.IO use the session's model", async () => {
