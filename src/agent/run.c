@@ -593,6 +593,7 @@ void agent__next_iteration(struct run *r)
         return;
     }
     r->iterations++;
+    obs_agent_loop(r->s->id, r->iterations);
     make_message_id(r->message_id, sizeof(r->message_id), "msg_");
     buf_reset(&r->think);
     r->think_done = false;

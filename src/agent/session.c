@@ -144,7 +144,7 @@ void agent__emit_new(struct agent_session *s, json_t *j)
     json_dumpb(j, ev->json, len, JSON_COMPACT);
     ev->json[len] = '\0';
     ev->ends_stream = ends_stream(ev->type, j);
-    obs_agent_event(j);
+    obs_agent_event(s->id, j);
     json_decref(j);
     fan_out(s, ev);
 }
