@@ -37,7 +37,7 @@ enum fam {
     F_MODEL_REQS, F_MODEL_TTFT, F_MODEL_LAT, F_MODEL_TOKENS, F_MODEL_RETRIES,
     F_TOOL_CALLS, F_TOOL_LAT, F_MCP_UP, F_MCP_STARTS, F_MCP_TIMEOUTS,
     F_STORE_COMMITS, F_STORE_LAT, F_STORE_WRITES,
-    F_LOOP_LAG, F_SPANS, F_BUILD,
+    F_LOOP_LAG, F_SPANS, F_AGIO, F_BUILD,
     F_COUNT
 };
 
@@ -85,6 +85,7 @@ static struct obs_family fams[F_COUNT] = {
     [F_LOOP_LAG] = HIST("tars_event_loop_lag_seconds",
                         "Delay of a 500 ms repeating timer behind its schedule", lag_bounds),
     [F_SPANS] = COUNTER("tars_trace_spans_total", "Trace spans by fate", "result"),
+    [F_AGIO] = COUNTER("tars_agio_events_total", "AGIO telemetry events by fate", "result"),
     [F_BUILD] = {.name = "tars_build_info", .help = "Build information (value 1)", .type = OBS_GAUGE,
                 .labels = {"version", "commit"}},
 };
@@ -150,7 +151,9 @@ int obs_init(uv_loop_t *loop, const json_t *root, char **err)
         uv_unref((uv_handle_t *)&O.lag_timer);
         O.lag_on = true;
     }
-    return obs__trace_init(loop, err);
+    if (obs__trace_init(loop, err) < 0)
+        return -1;
+    return obs__agio_init(loop, root, err);
 }
 
 void obs_shutdown(void)
@@ -161,6 +164,7 @@ void obs_shutdown(void)
         O.lag_on = false;
     }
     obs__trace_shutdown();
+    obs__agio_shutdown();
 }
 
 void obs_set_build_info(const char *version, const char *commit)
@@ -352,12 +356,13 @@ static long long usage_field(const json_t *usage, const char *a, const char *b)
     return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
 }
 
-void obs_agent_event(const json_t *ev)
+void obs_agent_event(const char *session_id, const json_t *ev)
 {
     const char *type = json_get_str(ev, "type");
     if (type == NULL)
         return;
     obs__add(&fams[F_EVENTS], 1, type, NULL, NULL);
+    obs__agio_event(session_id, type, ev);
     if (strcmp(type, "agent_run_start") == 0) {
         obs__add(&fams[F_RUNS_STARTED], 1, NULL, NULL, NULL);
     } else if (strcmp(type, "agent_run_end") == 0) {
@@ -422,6 +427,7 @@ void obs_model_done(uint32_t span, const char *provider, const char *model, int 
     provider = provider ? provider : "";
     model = model ? model : "";
     obs__add(&fams[F_MODEL_REQS], 1, provider, model, model_outcome(status, errmsg));
+    obs__agio_model_done(model, status, start_ms, first_ms);
     uint64_t now = mono_ms();
     if (start_ms && now >= start_ms)
         obs__observe(&fams[F_MODEL_LAT], (now - start_ms) * 1000u, provider, model, NULL);
@@ -462,6 +468,11 @@ void obs_store_commit(uint64_t start_us, bool ok, long long writes)
     obs__observe(&fams[F_STORE_LAT], obs_now_us() - start_us, NULL, NULL, NULL);
     if (writes > 0)
         obs__add(&fams[F_STORE_WRITES], writes, NULL, NULL, NULL);
+}
+
+void obs__agio_count(const char *result, int64_t n)
+{
+    obs__add(&fams[F_AGIO], n, result, NULL, NULL);
 }
 
 void obs__span_count(const char *result, int64_t n)

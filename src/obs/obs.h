@@ -19,7 +19,8 @@
 
 /* ---- set-up ---- */
 
-/* Reads log.format ("text" | "json"), log.access (default true) and the OTEL_* environment;
+/* Reads log.format ("text" | "json"), log.access (default true), agio.provider and the OTEL_*
+ * environment;
  * starts the event-loop lag timer (unref'd: it keeps nothing alive). config_root borrowed. */
 int obs_init(uv_loop_t *loop, const json_t *config_root, char **err);
 /* Stops the timers and drops unsent spans (a last export is attempted first when possible). */
@@ -65,9 +66,11 @@ void obs_http_error(int status, const char *reason);
 
 /* ---- agent, model, tools, store ---- */
 
-/* Every agent event (agent__emit_new): counts by type, and reads runs, tokens, tool results
- * and approvals from the events that carry them. ev borrowed. */
-void obs_agent_event(const json_t *ev);
+/* Every agent event of a session (agent__emit_new): counts by type, and reads runs, tokens,
+ * tool results and approvals from the events that carry them; feeds AGIO. ev borrowed. */
+void obs_agent_event(const char *session_id, const json_t *ev);
+/* A run of session_id starts its model call number `iteration` (1-based; AGIO loops). */
+void obs_agent_loop(const char *session_id, int iteration);
 /* Sets *first_ms to mono_ms() unless already set (time to first token of a model call). */
 void obs_first_token(uint64_t *first_ms);
 /* A model call ended. status: 0 ok, an llm_status (<0), or OBS_MODEL_ABORTED. start_ms and

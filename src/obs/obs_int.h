@@ -74,6 +74,18 @@ void obs__trace_leave(void);
 /* Adds n to tars_trace_spans_total{result} (obs.c). */
 void obs__span_count(const char *result, int64_t n);
 
+/* ---- AGIO (agio.c) ---- */
+
+int obs__agio_init(uv_loop_t *loop, const json_t *root, char **err);
+void obs__agio_sender(obs_post_fn fn);
+/* An agent event of session sid (type is ev's "type"). */
+void obs__agio_event(const char *sid, const char *type, const json_t *ev);
+/* The model call that ended, for the agent_ttft / agent_tps of the assistant_message after it. */
+void obs__agio_model_done(const char *model, int status, uint64_t start_ms, uint64_t first_ms);
+void obs__agio_shutdown(void);
+/* Adds n to tars_agio_events_total{result} (obs.c). */
+void obs__agio_count(const char *result, int64_t n);
+
 /* ---- trace context and OTLP (otlp.c) ---- */
 
 struct obs_ctx {

@@ -178,6 +178,7 @@ int obs__trace_init(uv_loop_t *loop, char **err)
 void obs_set_sender(obs_post_fn fn)
 {
     T.send = fn;
+    obs__agio_sender(fn);
 }
 
 /* ---- export ---- */
