@@ -47,12 +47,14 @@ describe('the original web UI model picker (chromium)', { skip: SKIP }, () => {
     test('pick Model B in the original picker: the next answer comes from B, the choice stays after a reload', { timeout: 90000 }, async () => {
         const page = await openPage(browser, `${ui.origin}/`);
         await page.locator('textarea').waitFor(WAIT);
-        const first = q('text', 'first, on the default model');
+        // An answer that takes a moment: the page's own running state must see the run start
+        // before it ends (an instant answer can leave this UI showing "running").
+        const first = q('slow n=6 delay=80', 'first, on the default model');
         await page.locator('textarea').fill(first);
         await page.locator('form button[type=submit]:not([disabled])').click(WAIT);
         await page.waitForURL(/\/[A-Za-z0-9_-]{21}$/, WAIT);
         const sid = new URL(page.url()).pathname.slice(1);
-        await waitText(page, textReply(first));
+        await waitText(page, 'w0 w1 w2 w3 w4 w5');
         assert.equal(fakeA.requestsMatching(first).length, 1);
 
         // the picker shows the session's model (a button once the run is over); its menu lists
