@@ -316,6 +316,7 @@ static int serve(struct config *cfg)
         .header_timeout_ms = cfg->header_timeout_ms,
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .max_conns = cfg->max_conns,
+        .stream_body = api_stream_body,
     };
     http_server_opts_defaults(&ho);
     rc = http_server_start(app.loop, &ho, api_handle, NULL, &app.http);

@@ -26,5 +26,7 @@ struct api_options {
 void api_init(const struct api_options *opts);
 /* The http_handler_cb of the server. */
 void api_handle(struct http_req *req, void *data);
+/* The server's stream_body choice (http.h): the upload route reads its body as it arrives. */
+bool api_stream_body(const struct http_req *req, void *data);
 
 #endif

@@ -72,4 +72,9 @@ void api__workspace_files(struct http_req *req, struct agent_session *s);
 void api__workspace_search(struct http_req *req, struct agent_session *s);
 void api__workspace_validate(struct http_req *req, struct agent_session *s, const json_t *body);
 
+/* upload.c: POST /api/v1/files/upload, a streamed body (see http_req_read_body).
+ * api__upload_route is the server's stream_body choice: true for that route's heads. */
+bool api__upload_route(const struct http_req *req);
+void api__files_upload(struct http_req *req);
+
 #endif

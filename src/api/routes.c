@@ -20,7 +20,7 @@ enum route_id {
     R_HEALTH, R_CREATE, R_QUERY, R_QUERY_ID, R_STREAM, R_ABORT, R_ABORT_ID,
     /* final API; the ones from V_SESSIONS on go through the restore rule */
     V_LIST, V_CREATE, V_ONESHOT, V_ONESHOT_STREAM, V_VERSION, V_OPTIONS, V_MODELS,
-    V_RT_GET, V_RT_POST, V_SHARE_CONFIG, V_CSRF, V_LATEST,
+    V_RT_GET, V_RT_POST, V_SHARE_CONFIG, V_CSRF, V_LATEST, V_UPLOAD,
     V_SESSIONS, /* marker */
     V_DETAILS, V_EVENTS, V_EVENTS_STREAM, V_STATUS, V_UPDATE, V_DELETE, V_SUMMARY,
     V_SHARE, V_FILES, V_SEARCH, V_VALIDATE, V_QUERY, V_STREAM, V_ABORT, V_MODEL, V_APPROVAL,
@@ -46,6 +46,7 @@ static const struct route routes[] = {
     {"POST", "/api/v1/runtime-settings", V_RT_POST},
     {"GET", "/api/v1/share/config", V_SHARE_CONFIG},
     {"GET", "/api/v1/csrf-token", V_CSRF},
+    {"POST", "/api/v1/files/upload", V_UPLOAD},
     {"GET", "/api/v1/sessions/details", V_DETAILS},
     {"GET", "/api/v1/sessions/events", V_EVENTS},
     {"GET", "/api/v1/sessions/events/latest", V_LATEST},
@@ -311,6 +312,11 @@ static bool json_content_type(const char *ct)
     return *ct == '\0' || *ct == ';';
 }
 
+bool api_stream_body(const struct http_req *req, void *data)
+{
+    return api__upload_route(req);
+}
+
 void api_handle(struct http_req *req, void *data)
 {
     if (!api__access_front(req)) /* Host, Origin, preflight, CSRF */
@@ -341,6 +347,12 @@ void api_handle(struct http_req *req, void *data)
         return;
     }
     http_req_set_route(req, m.pattern);
+    if (m.id == V_UPLOAD) {
+        /* multipart, streamed to disk: exempt from the JSON-only rule below (the gate above,
+         * Host, Origin, CSRF and token, applied as to every route) */
+        api__files_upload(req);
+        return;
+    }
     size_t len;
     const char *text = http_req_body(req, &len);
     json_t *body = NULL;

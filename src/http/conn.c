@@ -16,7 +16,12 @@
 #define LINGER_MAX_BYTES (256 * 1024)
 #define KEEP_BUF_BYTES (256 * 1024) /* buffers above this are freed when they empty */
 
+#define BODY_SLICE_BYTES (64 * 1024) /* most a streamed body's reader gets in one call */
+
 static void conn_flushed(struct http_conn *c);
+static void conn_update_reading(struct http_conn *c);
+static void conn_stream_body(struct http_conn *c);
+static bool conn_want_stream(void *data, const struct http_req *req);
 
 static unsigned long long cid(const struct http_conn *c)
 {
@@ -37,6 +42,10 @@ struct http_conn *http__conn_new(struct http_server *s)
     c->timer.data = c;
     c->open_handles = 2;
     http__parser_init(&c->parser, s->opts.max_header_bytes, s->opts.max_body_bytes);
+    if (s->opts.stream_body) {
+        c->parser.want_stream = conn_want_stream;
+        c->parser.want_stream_data = c;
+    }
     /* Pipelined input is buffered up to a request's worth; one more read may land on top. */
     buf_init(&c->in, s->opts.max_header_bytes + s->opts.max_body_bytes + sizeof(s->rbuf));
     buf_init(&c->out, SIZE_MAX / 2); /* stream writes are capped by max_pending_write_bytes */
@@ -297,6 +306,122 @@ static void conn_dispatch(struct http_conn *c, struct http_req *req)
     obs_req_leave();
 }
 
+/* ---- streamed request bodies ---- */
+
+static bool conn_want_stream(void *data, const struct http_req *req)
+{
+    struct http_conn *c = data;
+    return c->srv->opts.stream_body(req, c->srv->data);
+}
+
+/* The parser's sink: body bytes of c->req, while its handler still reads them. */
+static void conn_body_sink(void *data, const char *p, size_t len)
+{
+    struct http_conn *c = data;
+    struct http_req *req = c->req;
+    if (c->state != HTTP__CONN_HANDLER || !req || req->body_state != HTTP__BODY_READING)
+        return; /* answered early: the rest of the body is dropped, the connection closes */
+    req->body_cb(req, req->body_data, p, len);
+}
+
+/* The head of a streamed request goes to the handler now; its body waits until the handler
+ * reads it (buffered input stays in c->in, under the pipelining cap). */
+static void conn_dispatch_streamed(struct http_conn *c, bool want_continue)
+{
+    struct http_req *req = http__parser_take_head(&c->parser, conn_body_sink, c);
+    req->want_continue = want_continue;
+    conn_dispatch(c, req);
+    if (c->req == req && req->body_state != HTTP__BODY_DONE && !req->body_paused)
+        conn_restart_timer(c, HTTP__T_BODY);
+}
+
+/* Hands buffered input to the parser while the handler reads the body: at most
+ * BODY_SLICE_BYTES per call of its reader, stopping when it pauses or answers. */
+static void conn_stream_body(struct http_conn *c)
+{
+    for (;;) {
+        struct http_req *req = c->req;
+        if (c->closing || c->state != HTTP__CONN_HANDLER || !req ||
+            req->body_state != HTTP__BODY_READING || req->body_paused)
+            return;
+        if (c->in_off == c->in.len && !c->parser.head_end) {
+            if (c->eof) {
+                log_info("conn %llu: peer closed mid-body", cid(c));
+                http__conn_close(c);
+            }
+            return;
+        }
+        size_t n = c->in.len - c->in_off, used = 0;
+        if (n > BODY_SLICE_BYTES)
+            n = BODY_SLICE_BYTES;
+        c->in_body_feed = true;
+        int rc = http__parser_feed(&c->parser, c->in.data + c->in_off, n, &used);
+        c->in_body_feed = false;
+        c->in_off += used;
+        if (rc < 0) {
+            log_info("conn %llu: client error %d in a streamed body: %s", cid(c), -rc,
+                     c->parser.why ? c->parser.why : "malformed");
+            http__conn_close(c);
+            return;
+        }
+        if (c->req != req || c->state != HTTP__CONN_HANDLER)
+            return; /* answered from within the reader */
+        if (rc == HTTP__BODY_END) {
+            req->body_state = HTTP__BODY_DONE;
+            conn_restart_timer(c, HTTP__T_NONE);
+            req->body_cb(req, req->body_data, NULL, 0);
+            return;
+        }
+        if (used > 0 && !req->body_paused)
+            conn_restart_timer(c, HTTP__T_BODY); /* progress */
+    }
+}
+
+void http_req_read_body(struct http_req *req, http_body_cb cb, void *data)
+{
+    if (!req || req->gone || req->body_state != HTTP__BODY_WAIT)
+        return;
+    req->body_cb = cb;
+    req->body_data = data;
+    req->body_state = HTTP__BODY_READING;
+    struct http_conn *c = req->conn;
+    if (!c)
+        return;
+    if (req->want_continue) {
+        req->want_continue = false;
+        buf_appends(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        http__conn_queue_flush(c);
+    }
+    if (!c->in_handler && !c->in_body_feed) {
+        conn_stream_body(c);
+        conn_update_reading(c);
+    }
+}
+
+void http_req_pause_body(struct http_req *req)
+{
+    if (!req || req->body_state != HTTP__BODY_READING || req->body_paused)
+        return;
+    req->body_paused = true;
+    if (req->conn && req->conn->req == req)
+        conn_restart_timer(req->conn, HTTP__T_NONE); /* waiting on us, not on the peer */
+}
+
+void http_req_resume_body(struct http_req *req)
+{
+    if (!req || !req->body_paused)
+        return;
+    req->body_paused = false;
+    struct http_conn *c = req->conn;
+    if (req->gone || !c || c->req != req || req->body_state != HTTP__BODY_READING)
+        return;
+    conn_restart_timer(c, HTTP__T_BODY);
+    if (!c->in_handler && !c->in_body_feed) { /* else the running feed loop goes on */
+        conn_stream_body(c);
+        conn_update_reading(c);
+    }
+}
+
 /* Feeds bytes to the parser in state READ; returns how many it took. Stops after one
  * complete request (dispatched) or an error (answered). */
 static size_t conn_parse(struct http_conn *c, const char *data, size_t len)
@@ -311,6 +436,8 @@ static size_t conn_parse(struct http_conn *c, const char *data, size_t len)
         http__conn_send_error(c, -rc);
     } else if (rc == HTTP__REQ_DONE) {
         conn_dispatch(c, http__parser_take(&c->parser));
+    } else if (rc == HTTP__HEAD_DONE) {
+        conn_dispatch_streamed(c, want_continue);
     } else {
         /* RFC 9110 §10.1.1: the client waits for this before sending the body. */
         if (want_continue) {
@@ -350,6 +477,7 @@ static void conn_raw_deliver_buffered(struct http_conn *c)
 
 static void conn_parse_buffered(struct http_conn *c)
 {
+    conn_stream_body(c);
     while (c->state == HTTP__CONN_READ && !c->closing && c->in_off < c->in.len)
         c->in_off += conn_parse(c, c->in.data + c->in_off, c->in.len - c->in_off);
     conn_raw_deliver_buffered(c);
@@ -371,6 +499,12 @@ static void on_read_end(struct http_conn *c, ssize_t nread)
     }
     c->eof = true;
     c->reading = false; /* libuv stops reading at EOF */
+    struct http_req *req = c->req;
+    if (c->state == HTTP__CONN_HANDLER && req &&
+        (req->body_state == HTTP__BODY_WAIT || req->body_state == HTTP__BODY_READING)) {
+        conn_stream_body(c); /* what is buffered still counts; closes if the body is cut */
+        return;
+    }
     if (c->state == HTTP__CONN_FLUSH)
         return; /* finish writing; whole requests already buffered are still answered */
     if (c->state == HTTP__CONN_READ && c->parser.phase != HTTP__IDLE)

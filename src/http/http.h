@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+struct http_req;
+
 struct http_server_opts {
     const char *host;               /* "127.0.0.1" */
     int port;                       /* 0 = ephemeral */
@@ -28,10 +30,16 @@ struct http_server_opts {
     unsigned idle_timeout_ms;       /* keep-alive idle time between requests (default 60 s) */
     unsigned max_conns;             /* beyond this, new connections get 503 and are closed */
     size_t max_pending_write_bytes; /* http_stream_write fails beyond this (slow reader) */
+    /* Asked after each request head (method, path and headers are known; nothing has been
+     * answered): true makes the request a streamed one (see http_req_read_body). NULL: none. */
+    bool (*stream_body)(const struct http_req *req, void *data);
 };
 
 struct http_server;
-struct http_req;
+
+/* The body of a streamed request (see http_req_read_body): its bytes in order, then one call
+ * with p == NULL at the end of the body. */
+typedef void (*http_body_cb)(struct http_req *req, void *data, const char *p, size_t len);
 
 typedef void (*http_handler_cb)(struct http_req *req, void *data);
 typedef void (*http_close_cb)(struct http_req *req, void *data);
@@ -77,6 +85,23 @@ void http_req_on_close(struct http_req *req, http_close_cb cb, void *data);
 const char *http_req_id(const struct http_req *req, bool *given);
 /* Names the route template the request matched (static string), for metrics and traces. */
 void http_req_set_route(struct http_req *req, const char *route);
+
+/* ---- streamed request bodies ----
+ * A request that opts.stream_body picked reaches the handler right after its head, with an
+ * empty http_req_body(); max_body_bytes does not apply, so the handler bounds what it keeps.
+ * The handler starts the body with http_req_read_body (a client that sent "Expect:
+ * 100-continue" gets its "100 Continue" then, not before): cb receives the bytes in order, at
+ * most 64 KiB a run, then a call with p == NULL at the end. cb may pause and resume reading
+ * (kernel buffers fill up and the client waits; the rest of a run already parsed still comes
+ * after a pause) and may answer at any time; an answer before
+ * the end of the body closes the connection after it. body_timeout_ms bounds each wait for
+ * bytes, not the whole body, and does not run while paused. A body whose framing breaks, or a
+ * peer that goes away, closes the connection: the close callback fires. */
+void http_req_read_body(struct http_req *req, http_body_cb cb, void *data);
+void http_req_pause_body(struct http_req *req);
+void http_req_resume_body(struct http_req *req);
+/* Whether req's body is streamed (and so not in http_req_body). */
+bool http_req_body_streamed(const struct http_req *req);
 
 /* ---- one-shot responses (finish the request) ---- */
 void http_respond(struct http_req *req, int status, const char *content_type, const char *body,

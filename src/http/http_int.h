@@ -19,6 +19,14 @@
 
 /* ---- request ---- */
 
+/* A streamed body (opts.stream_body): handed to the handler after the head, read on demand. */
+enum http__body_state {
+    HTTP__BODY_NONE,    /* buffered as usual (not streamed) */
+    HTTP__BODY_WAIT,    /* streamed; the handler has not called http_req_read_body yet */
+    HTTP__BODY_READING, /* streamed; bytes go to body_cb */
+    HTTP__BODY_DONE,    /* streamed; the end reached body_cb */
+};
+
 struct http__hdr {
     size_t name_off; /* offsets into req->head; both NUL-terminated there */
     size_t value_off;
@@ -41,7 +49,12 @@ struct http_req {
     size_t nhdrs, hdrs_cap;
     char *path;        /* owned: decoded path NUL raw query NUL */
     const char *query; /* points into path's allocation */
-    struct buf body;   /* capped by max_body_bytes */
+    struct buf body;   /* capped by max_body_bytes; empty when the body is streamed */
+    enum http__body_state body_state; /* streamed bodies only (http_req_read_body) */
+    bool body_paused;   /* the reader paused a streamed body */
+    bool want_continue; /* a streamed body waits for our "100 Continue" */
+    http_body_cb body_cb;
+    void *body_data;
     http_close_cb close_cb;
     void *close_data;
     http_drain_cb drain_cb;
@@ -62,6 +75,11 @@ enum http__phase {
 /* What http__parser_feed returns besides -status on error. */
 #define HTTP__NEED_MORE 0
 #define HTTP__REQ_DONE 1
+#define HTTP__HEAD_DONE 2 /* the head of a streamed request (want_stream said yes) */
+#define HTTP__BODY_END 3  /* the end of a streamed body */
+
+/* Body bytes of a streamed request, as the parser consumes them. */
+typedef void (*http__sink_cb)(void *data, const char *p, size_t len);
 
 struct http__parser {
     llhttp_t hp; /* strict mode, no lenient flags */
@@ -78,6 +96,14 @@ struct http__parser {
     unsigned char prev, prev2; /* the last two bytes consumed (line-end checks) */
     struct http_req *cur;  /* request being built; owned */
     struct http_req *done; /* complete request waiting for http__parser_take; owned */
+    /* Asked once per head (method, path and headers known): true streams the body. NULL: never. */
+    bool (*want_stream)(void *data, const struct http_req *req);
+    void *want_stream_data;
+    bool streaming;  /* the current request's body goes to sink, not to a buffer */
+    bool head_ready; /* a streamed head waits for http__parser_take_head */
+    bool body_end;   /* the streamed body just ended (reported once) */
+    http__sink_cb sink;
+    void *sink_data;
 };
 
 void http__parser_init(struct http__parser *p, size_t max_header_bytes, size_t max_body_bytes);
@@ -89,6 +115,10 @@ void http__parser_release(struct http__parser *p);
 int http__parser_feed(struct http__parser *p, const char *data, size_t len, size_t *used);
 /* The completed request; the caller owns it (free with http__req_free). */
 struct http_req *http__parser_take(struct http__parser *p);
+/* After HTTP__HEAD_DONE: the streamed request (the caller owns it, its body stays empty). The
+ * body bytes fed from now on go to sink, and the feed that consumes the body's end returns
+ * HTTP__BODY_END; chunked trailers are parsed under the header cap and dropped. */
+struct http_req *http__parser_take_head(struct http__parser *p, http__sink_cb sink, void *data);
 
 /* Percent-decodes s[0..len) into out (room for len + 1 bytes); '+' becomes a space when
  * plus_is_space. Invalid escapes are kept literally. Returns the decoded length. */
@@ -136,6 +166,7 @@ struct http_conn {
     bool flush_queued; /* out will be written from the server's check handle */
     bool counted;      /* counted in srv->nconns (not a 503 reject) */
     bool in_handler;   /* inside the handler callback for c->req */
+    bool in_body_feed; /* feeding a streamed body to the parser (its reader runs) */
     const struct http_raw_ops *raw_ops; /* owner of an upgraded connection, or NULL */
     void *raw_data;
 };

@@ -223,11 +223,19 @@ static int on_headers_complete(llhttp_t *hp)
     /* After an Upgrade the rest of the stream is another protocol, which we do not speak. */
     r->keep_alive = llhttp_should_keep_alive(hp) && !hp->upgrade;
     r->is_head = hp->method == HTTP_HEAD;
+    if (p->streaming) {
+        /* chunked trailers of a streamed request: parsed (under the head cap), then dropped */
+        p->phase = HTTP__BODY;
+        return 0;
+    }
     if (split_url(r) < 0)
         return fail(p, 400, "bad request target");
-    /* Refuse a declared oversize body before reading any of it. */
-    if ((hp->flags & F_CONTENT_LENGTH) && hp->content_length > p->max_body_bytes)
+    p->streaming = p->want_stream && p->want_stream(p->want_stream_data, r);
+    /* Refuse a declared oversize body before reading any of it (a streamed body has no cap
+     * here: its reader keeps what it wants). */
+    if (!p->streaming && (hp->flags & F_CONTENT_LENGTH) && hp->content_length > p->max_body_bytes)
         return fail(p, 413, "body over max_body_bytes");
+    p->head_ready = p->streaming;
     p->chunked = (hp->flags & F_CHUNKED) != 0;
     const char *expect = http_req_header(r, "expect");
     p->want_continue = expect && strcasecmp(expect, "100-continue") == 0 && hp->http_minor >= 1;
@@ -240,6 +248,10 @@ static int on_headers_complete(llhttp_t *hp)
 static int on_body(llhttp_t *hp, const char *at, size_t len)
 {
     struct http__parser *p = hp->data;
+    if (p->streaming) {
+        p->sink(p->sink_data, at, len);
+        return 0;
+    }
     if (buf_append(&p->cur->body, at, len) < 0)
         return fail(p, 413, "body over max_body_bytes");
     return 0;
@@ -250,7 +262,13 @@ static int on_body(llhttp_t *hp, const char *at, size_t len)
 static int on_message_complete(llhttp_t *hp)
 {
     struct http__parser *p = hp->data;
-    p->done = p->cur;
+    if (p->streaming) {
+        http__req_free(p->cur); /* the stub that took the trailers */
+        p->streaming = false;
+        p->body_end = true;
+    } else {
+        p->done = p->cur;
+    }
     p->cur = NULL;
     p->phase = HTTP__IDLE;
     p->head_bytes = 0;
@@ -343,9 +361,10 @@ static int execute(struct http__parser *p, const char *data, size_t n, size_t *g
     }
     note_tail(p, data, *got);
     /* The blank line after chunked trailers must be CRLF too (llhttp takes a bare LF). */
-    if (p->done && p->chunked && p->prev2 != '\r')
+    bool complete = p->done || p->body_end;
+    if (complete && p->chunked && p->prev2 != '\r')
         return fail(p, 400, "bare LF after the trailers");
-    if (p->done)
+    if (complete)
         p->prev = p->prev2 = 0; /* the next request's line ends are its own */
     if (e == HPE_PAUSED)
         llhttp_resume(&p->hp);
@@ -358,6 +377,10 @@ static int after_execute(struct http__parser *p, size_t got)
         return -p->err;
     if (p->done)
         return HTTP__REQ_DONE;
+    if (p->body_end)
+        return HTTP__BODY_END;
+    if (p->head_ready)
+        return HTTP__HEAD_DONE;
     if (p->phase != HTTP__BODY) {
         /* Still in the head, so every byte of this run belonged to it. Reaching the cap
          * without finishing the head means the head is over it. */
@@ -371,7 +394,11 @@ static int after_execute(struct http__parser *p, size_t got)
 int http__parser_feed(struct http__parser *p, const char *data, size_t len, size_t *used)
 {
     size_t off = 0;
-    int rc = p->err ? -p->err : p->done ? HTTP__REQ_DONE : HTTP__NEED_MORE;
+    p->body_end = false; /* reported by the previous call */
+    int rc = p->err       ? -p->err
+             : p->done    ? HTTP__REQ_DONE
+             : p->head_ready ? HTTP__HEAD_DONE
+                          : HTTP__NEED_MORE;
     /* After the pause at the end of a head, run once more even with no bytes left: a request
      * without a body completes there. */
     while (rc == HTTP__NEED_MORE && (off < len || p->head_end)) {
@@ -394,6 +421,20 @@ struct http_req *http__parser_take(struct http__parser *p)
 {
     struct http_req *r = p->done;
     p->done = NULL;
+    return r;
+}
+
+struct http_req *http__parser_take_head(struct http__parser *p, http__sink_cb sink, void *data)
+{
+    if (!p->head_ready)
+        return NULL;
+    struct http_req *r = p->cur;
+    r->body_state = HTTP__BODY_WAIT;
+    p->head_ready = false;
+    p->sink = sink;
+    p->sink_data = data;
+    p->cur = req_new(p); /* a stub for chunked trailers, freed at the end of the body */
+    p->last_cb = CB_NONE;
     return r;
 }
 
@@ -500,6 +541,11 @@ const char *http_req_body(const struct http_req *req, size_t *len)
 uint64_t http_req_conn_id(const struct http_req *req)
 {
     return req->conn_id;
+}
+
+bool http_req_body_streamed(const struct http_req *req)
+{
+    return req->body_state != HTTP__BODY_NONE;
 }
 
 void http_req_on_close(struct http_req *req, http_close_cb cb, void *data)

@@ -114,6 +114,14 @@ void http__append_response(struct http_conn *c, const struct http_req *req, int 
         buf_append(b, body, len);
 }
 
+/* An answer before the end of a streamed body: the rest of the body is never read, so the
+ * connection cannot carry another request. */
+static void settle_body(struct http_req *req)
+{
+    if (req->body_state == HTTP__BODY_WAIT || req->body_state == HTTP__BODY_READING)
+        req->keep_alive = false;
+}
+
 /* Frees the finished request and lets its connection move on to the next one. */
 static void finish(struct http_req *req, bool keep_alive)
 {
@@ -143,6 +151,7 @@ void http_respond_headers(struct http_req *req, int status, const char *content_
                   (unsigned long long)req->conn_id);
         return;
     }
+    settle_body(req);
     struct http_conn *c = req->conn;
     if (c && !c->closing)
         http__append_response(c, req, status, content_type, extra_headers, body, len,
@@ -201,6 +210,7 @@ void http_respond_preflight(struct http_req *req)
 {
     if (!req || req->gone || req->streaming)
         return;
+    settle_body(req);
     const char *extra = req->cors_origin
                             ? "Access-Control-Allow-Methods: GET,POST,PUT,DELETE,OPTIONS\r\n"
                               "Access-Control-Allow-Headers: Content-Type,Authorization,"
@@ -238,6 +248,7 @@ int http_stream_start(struct http_req *req, int status, const char *content_type
         return UV_EPIPE;
     req->streaming = true;
     obs_req_status(&req->obs, status, content_type);
+    settle_body(req);
     /* HTTP/1.0 has no chunked coding: the body then runs until we close. */
     req->chunked_out = req->http_major > 1 || req->http_minor >= 1;
     if (!req->chunked_out)
