@@ -66,7 +66,7 @@ int ui_normalize_base(const char *in, char out[UI_MAX_BASE_BYTES])
 }
 
 /* FNV-1a 64 as a quoted strong ETag: cheap, and only needs to change when the bytes do. */
-static void make_etag(const char *p, size_t len, char out[24])
+void ui__etag(const char *p, size_t len, char out[24])
 {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < len; i++) {
@@ -91,7 +91,7 @@ static void build_index(void)
                                (int)(a->len - head - taglen), tag + taglen);
         index_len = strlen(index_html);
     }
-    make_etag(index_html, index_len, index_etag);
+    ui__etag(index_html, index_len, index_etag);
 }
 
 void ui_init(const json_t *config)
@@ -106,6 +106,7 @@ void ui_init(const json_t *config)
     build_index();
     if (base_path[0])
         log_info("serving under base path %s", base_path);
+    ui__static_init(config);
 }
 
 const char *ui_base_path(void)
@@ -120,11 +121,26 @@ static void respond_not_found(struct http_req *req, const char *path)
     xfree(msg);
 }
 
+/* API and Socket.IO requests of a UI served under webui.base go to the routes below it. */
+static void strip_webui_base(struct http_req *req)
+{
+    const char *path = http_req_path(req);
+    long k = ui__static_base_match(path);
+    if (k <= 0)
+        return;
+    const char *rest = path + k;
+    if (strncmp(rest, "/api/", 5) == 0 || strncmp(rest, "/socket.io/", 11) == 0 ||
+        strncmp(rest, "/engine.io/", 11) == 0)
+        memmove((char *)path, rest, strlen(rest) + 1); /* the request's own copy, as below */
+}
+
 bool ui_route_base(struct http_req *req)
 {
     size_t n = strlen(base_path);
-    if (n == 0)
+    if (n == 0) {
+        strip_webui_base(req);
         return true;
+    }
     const char *path = http_req_path(req);
     if (strncmp(path, base_path, n) != 0 || (path[n] != '\0' && path[n] != '/')) {
         respond_not_found(req, path);
@@ -140,6 +156,7 @@ bool ui_route_base(struct http_req *req)
     } else {
         memmove(p, p + n, strlen(p + n) + 1);
     }
+    strip_webui_base(req);
     return true;
 }
 
@@ -174,7 +191,7 @@ static const char *asset_etag(const struct ui_asset *a)
     if (i >= MAX_ASSETS)
         return "\"0\""; /* never: the table is far smaller; revalidation then always misses */
     if (asset_etags[i][0] == '\0')
-        make_etag(a->data, a->len, asset_etags[i]);
+        ui__etag(a->data, a->len, asset_etags[i]);
     return asset_etags[i];
 }
 
@@ -192,6 +209,8 @@ bool ui_serve(struct http_req *req)
         return false;
     if (strncmp(path, "/api/", 5) == 0 || strcmp(path, "/api") == 0)
         return false;
+    if (ui__static_on())
+        return ui__static_serve(req, path);
     if (index_html == NULL)
         build_index(); /* ui_init was not called: served at the root */
     const struct ui_asset *a = strcmp(path, "/index.html") == 0 ? NULL : ui__find(path);

@@ -48,5 +48,16 @@ bool ui_serve(struct http_req *req);
 const struct ui_asset *ui__assets(size_t *n);
 /* The asset at path, or NULL. */
 const struct ui_asset *ui__find(const char *path);
+/* A quoted strong ETag of the bytes (ui.c). */
+void ui__etag(const char *p, size_t len, char out[24]);
+
+/* static.c: webui.staticPath, another UI served from a folder read at start. */
+void ui__static_init(const json_t *config);
+void ui__static_release(void);
+bool ui__static_on(void);
+/* Length of the webui.base prefix of path (0 when no base is set), or -1 outside it. */
+long ui__static_base_match(const char *path);
+/* Serves path (below server.basePath) from the folder; false if it is not there. */
+bool ui__static_serve(struct http_req *req, const char *path);
 
 #endif
