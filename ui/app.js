@@ -5,6 +5,7 @@
 
 import { api, readSse, BASE } from './api.js';
 import { Conversation, formatMs, formatUsage } from './conversation.js';
+import { buildQuery, hasAttachments, initAttachments, nameSession, summarize } from './attach.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -266,7 +267,7 @@ async function selectSession(id) {
 }
 
 async function send(text) {
-    if (state.running || !text.trim()) return;
+    if (state.running || (!text.trim() && !hasAttachments())) return;
     let id = state.id;
     if (!id) id = await newSession();
     if (!id) return;
@@ -276,8 +277,21 @@ async function send(text) {
     const ctrl = new AbortController();
     state.stream = ctrl;
     setStatus('running', 'Running');
+    // the first query names an unnamed session (issue 15)
+    const cur = state.sessions.find((s) => s.id === id);
+    if (text.trim() && !(cur && cur.metadata && cur.metadata.name) && !ui.conv.querySelector('.msg-user')) {
+        nameSession(id, text).then(loadSessions, (e) => conv.localError(`Cannot name the session: ${e.message}`));
+    }
+    let query;
     try {
-        const res = await api.queryStream(id, text, ctrl.signal);
+        query = await buildQuery(id, text); // uploads attachments; images as image parts
+    } catch (e) {
+        conv.localError(`Cannot upload the files: ${e.message}`);
+        setStatus('error', 'Error');
+        return;
+    }
+    try {
+        const res = await api.queryStream(id, query, ctrl.signal);
         await consume(res, ctrl);
     } catch (e) {
         if (ctrl.signal.aborted) return;
@@ -470,6 +484,16 @@ function init() {
     ui.input.addEventListener('input', autosize);
     ui.stop.addEventListener('click', stop);
     $('new-session').addEventListener('click', newSession);
+    initAttachments({ button: $('attach'), picker: $('attach-input'), list: $('attachments'), dropZone: ui.form, input: ui.input });
+    $('summarize').addEventListener('click', async () => {
+        if (!state.id) return;
+        try {
+            await summarize(state.id, ui.conv);
+            await loadSessions();
+        } catch (e) {
+            conv.localError(`Cannot summarize: ${e.message}`);
+        }
+    });
     $('refresh-files').addEventListener('click', refreshFiles);
     $('close-viewer').addEventListener('click', closeViewer);
     $('toggle-sidebar').addEventListener('click', () => toggle('sidebar-open', $('toggle-sidebar')));

@@ -182,9 +182,18 @@ export class Conversation {
     on_assistant_message(ev) {
         if (ev.usage) this.addUsage(ev.usage);
         const key = this.messageKey(ev);
+        const open = this.openKey;
         this.openKey = null;
         const text = typeof ev.content === 'string' ? ev.content : contentText(ev.content);
         let m = this.messages.get(key);
+        if (!m && open && open !== key && this.messages.has(open)) {
+            // the partial bubble of this answer under another key (chunks without a messageId,
+            // or a reload in the middle): it becomes the final message, never stays beside it
+            m = this.messages.get(open);
+            this.messages.delete(open);
+            this.messages.set(key, m);
+            m.el.dataset.messageId = key;
+        }
         if (!m && !text) return; // a pure tool-call turn
         m = m || this.message(key);
         m.text = text;

@@ -213,10 +213,6 @@ static void on_written(uv_fs_t *w)
 
 static void finish(struct upload *u)
 {
-    if (multipart_finish(&u->mp) != MULTIPART_OK) {
-        fail(u, 400, "Malformed multipart body", "MALFORMED_MULTIPART");
-        return;
-    }
     if (json_array_size(u->files) == 0) {
         fail(u, 400, "No files uploaded", NULL);
         return;
@@ -406,6 +402,11 @@ static void on_body(struct http_req *req, void *data, const char *p, size_t len)
     if (u->req == NULL)
         return; /* answered: the rest of the body is dropped */
     if (p == NULL) {
+        if (multipart_finish(&u->mp) != MULTIPART_OK) {
+            fail(u, 400, "Malformed multipart body", "MALFORMED_MULTIPART");
+            maybe_free(u);
+            return;
+        }
         u->body_end = true;
     } else {
         int rc = multipart_feed(&u->mp, p, len, &cbs, u);

@@ -27,6 +27,7 @@ UI_INCBIN(api, "ui/api.js");
 UI_INCBIN(conv, "ui/conversation.js");
 UI_INCBIN(md, "ui/markdown.js");
 UI_INCBIN(models, "ui/models.js");
+UI_INCBIN(attach, "ui/attach.js");
 
 #define HTML "text/html; charset=utf-8"
 #define CSS "text/css; charset=utf-8"
@@ -41,12 +42,12 @@ static struct ui_asset assets[] = {
     ENTRY("/index.html", HTML, index),   ENTRY("/style.css", CSS, style),
     ENTRY("/app.js", JS, app),           ENTRY("/api.js", JS, api),
     ENTRY("/conversation.js", JS, conv), ENTRY("/markdown.js", JS, md),
-    ENTRY("/models.js", JS, models),
+    ENTRY("/models.js", JS, models),     ENTRY("/attach.js", JS, attach),
 };
 
 static const char *const ends[] = {
     ui_blob_index_end, ui_blob_style_end, ui_blob_app_end,
-    ui_blob_api_end,   ui_blob_conv_end,  ui_blob_md_end, ui_blob_models_end,
+    ui_blob_api_end,   ui_blob_conv_end,  ui_blob_md_end, ui_blob_models_end, ui_blob_attach_end,
 };
 
 const struct ui_asset *ui__assets(size_t *n)
