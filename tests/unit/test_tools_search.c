@@ -504,11 +504,10 @@ static void test_timeout(void **state)
     init_search(f, "{\"search\": {\"provider\": \"searxng\", \"timeoutMs\": 300, "
                    "\"baseURL\": \"http://127.0.0.1:%d\"}}");
     f->srv.hang = true;
-    uint64_t t0 = mono_ms();
+    /* The message says which limit ended it; how long that took is not asserted (no timing
+     * assertions: a loaded machine stretches it, libuv's cached loop time can shorten it). */
     struct done d = search(f, "{\"query\": \"x\"}");
-    uint64_t took = mono_ms() - t0;
     assert_err(&d, "Search failed: no answer within 300 ms");
-    assert_true(took >= 280 && took < 3000);
     assert_int_equal(f->srv.requests, 1);
     done_release(&d);
 }
