@@ -137,8 +137,8 @@ static int parse_head(struct multipart *m)
             eol = end;
         *eol = '\0';
         char *colon = strchr(s, ':');
-        if (colon == NULL || colon == s || memchr(s, '\n', (size_t)(eol - s)) ||
-            s[0] == ' ' || s[0] == '\t')
+        if (colon == NULL || colon == s || memchr(s, '\n', (size_t)(eol - s)) || s[0] == ' ' ||
+            s[0] == '\t')
             return MULTIPART_E_SYNTAX; /* no field name, a bare LF, or obsolete folding */
         *colon = '\0';
         char *v = colon + 1;
@@ -178,8 +178,7 @@ static int feed_head(struct multipart *m, const char *p, size_t len, size_t *use
             int rc = parse_head(m);
             if (rc < 0)
                 return rc;
-            struct multipart_part part = {m->name, m->has_filename ? m->filename : NULL,
-                                          m->ctype};
+            struct multipart_part part = {m->name, m->has_filename ? m->filename : NULL, m->ctype};
             if (cb->on_part && cb->on_part(data, &part) < 0)
                 return MULTIPART_E_STOPPED;
             m->state = MP_BODY;

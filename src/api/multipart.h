@@ -45,7 +45,7 @@ struct multipart {
     int err;
     char delim[MULTIPART_MAX_BOUNDARY + 4]; /* "\r\n--" boundary */
     size_t delim_len;
-    size_t match; /* bytes of delim matched so far */
+    size_t match;    /* bytes of delim matched so far */
     unsigned after;  /* bytes seen after a delimiter: "--" or blanks then "\r\n" */
     char after_prev; /* the previous of those */
     size_t parts, max_parts;

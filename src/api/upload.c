@@ -42,8 +42,8 @@ struct job {
 struct upload {
     struct http_req *req; /* NULL once answered or gone */
     struct multipart mp;
-    char *sid;    /* from the query or the sessionId field (owned) */
-    int dir_fd;   /* <workspace>/uploads, or -1 */
+    char *sid;     /* from the query or the sessionId field (owned) */
+    int dir_fd;    /* <workspace>/uploads, or -1 */
     json_t *files; /* the answer's list, an entry per file from its start (removed on failure) */
     json_t *entry; /* the current file's entry (borrowed from files), or NULL */
     uint64_t size; /* the current file's bytes so far */
@@ -55,7 +55,7 @@ struct upload {
     /* disk writes: jobs[head..tail) in order, one write in flight, for jobs[head] */
     struct job jobs[UPLOAD_MAX_FILES];
     unsigned head, tail;
-    size_t pending; /* bytes in the jobs' buffers */
+    size_t pending;  /* bytes in the jobs' buffers */
     struct buf wbuf; /* the write in flight */
     uv_fs_t wreq;
     bool writing;
@@ -142,8 +142,8 @@ static void on_gone(struct http_req *req, void *data)
 
 static bool safe_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
 }
 
 /* <stem ≤120>-<10-char id><ext ≤20> from a client's file name: only its last path component,

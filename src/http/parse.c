@@ -395,10 +395,13 @@ int http__parser_feed(struct http__parser *p, const char *data, size_t len, size
 {
     size_t off = 0;
     p->body_end = false; /* reported by the previous call */
-    int rc = p->err       ? -p->err
-             : p->done    ? HTTP__REQ_DONE
-             : p->head_ready ? HTTP__HEAD_DONE
-                          : HTTP__NEED_MORE;
+    int rc = HTTP__NEED_MORE;
+    if (p->err)
+        rc = -p->err;
+    else if (p->done)
+        rc = HTTP__REQ_DONE;
+    else if (p->head_ready)
+        rc = HTTP__HEAD_DONE;
     /* After the pause at the end of a head, run once more even with no bytes left: a request
      * without a body completes there. */
     while (rc == HTTP__NEED_MORE && (off < len || p->head_end)) {

@@ -57,7 +57,7 @@ static struct {
     bool on;
     struct sfile *files;
     size_t nfiles, total;
-    char *index;        /* index.html as read, with the 0.3.0 build-time base undone */
+    char *index; /* index.html as read, with the 0.3.0 build-time base undone */
     size_t index_len;
     char *script_hashes; /* " 'sha256-...'" for each inline script of index.html */
     char *config_json;   /* the webui object, staticPath left out */
@@ -163,8 +163,8 @@ static void walk(int dfd, const char *rel, int depth)
             size_t size = (size_t)sb.st_size;
             int fd = -1;
             if (st.nfiles >= MAX_FILES || st.total + size > MAX_TOTAL_BYTES) {
-                log_warn("webui.staticPath: skipping %s (over %d files or %u MiB)", path,
-                         MAX_FILES, MAX_TOTAL_BYTES >> 20);
+                log_warn("webui.staticPath: skipping %s (over %d files or %u MiB)", path, MAX_FILES,
+                         MAX_TOTAL_BYTES >> 20);
             } else if ((fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
                 char *data;
                 if (read_fd(fd, size, &data) == 0) {

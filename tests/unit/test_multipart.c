@@ -50,9 +50,8 @@ static const struct mp_case cases[] = {
      MULTIPART_E_SYNTAX, ""},
     {"not form-data", IN("--XyZ\r\nContent-Disposition: attachment\r\n\r\nx\r\n--XyZ--"), 10,
      MULTIPART_E_SYNTAX, ""},
-    {"folded header",
-     IN("--XyZ\r\nContent-Disposition: form-data;\r\n name=a\r\n\r\nx\r\n--XyZ--"), 10,
-     MULTIPART_E_SYNTAX, ""},
+    {"folded header", IN("--XyZ\r\nContent-Disposition: form-data;\r\n name=a\r\n\r\nx\r\n--XyZ--"),
+     10, MULTIPART_E_SYNTAX, ""},
     {"garbage after delimiter", IN("--XyZx\r\n"), 10, MULTIPART_E_SYNTAX, ""},
     {"too many parts",
      IN("--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--XyZ\r\n"
