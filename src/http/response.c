@@ -91,6 +91,11 @@ static void append_head(struct buf *b, const struct http_req *req, int status,
         buf_appends(b, req->cors_origin);
         buf_appends(b, "\r\n");
     }
+}
+
+/* The request id goes last in the head, after the handler's headers. */
+static void append_request_id(struct buf *b, const struct http_req *req)
+{
     if (req && req->obs.id[0]) /* ids are checked or generated: no CR, LF or quotes */
         buf_appendf(b, "X-Request-Id: %s\r\n%s%s%s", req->obs.id,
                     req->obs.tt_logid ? "x-tt-logid: " : "", req->obs.tt_logid ? req->obs.id : "",
@@ -107,6 +112,7 @@ void http__append_response(struct http_conn *c, const struct http_req *req, int 
     append_head(b, req, status, content_type, keep_alive);
     if (extra_headers)
         buf_appends(b, extra_headers);
+    append_request_id(b, req);
     char cl[48];
     int n = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n\r\n", len);
     buf_append(b, cl, (size_t)n);
@@ -258,6 +264,7 @@ int http_stream_start(struct http_req *req, int status, const char *content_type
         buf_appends(&c->out, "Transfer-Encoding: chunked\r\n");
     if (extra_headers)
         buf_appends(&c->out, extra_headers);
+    append_request_id(&c->out, req);
     buf_append(&c->out, "\r\n", 2);
     http__conn_queue_flush(c);
     return 0;
