@@ -75,6 +75,12 @@ static const char usage[] =
     "  --command.passEnv A,B       variables passed from the server's environment\n"
     "  --command.timeoutMs N       kill a command after N ms (default 60000)\n"
     "\n"
+    "Observability (README \"Observability\"):\n"
+    "  --log.format json           one JSON object per log line (default text)\n"
+    "  --log.access false          no access line per request\n"
+    "  --server.metrics.token T    Bearer token for GET /metrics only (env TARKO_METRICS_TOKEN)\n"
+    "  --agio.provider URL         send AGIO telemetry there; traces: OTEL_EXPORTER_OTLP_ENDPOINT\n"
+    "\n"
     "  --<any.dotted.key> VALUE    sets that key of the config tree\n"
     "  -h, --help                  this text\n";
 
