@@ -118,7 +118,8 @@ static void flush_thinking(struct run *r)
 static void on_content(void *data, const char *p, size_t len)
 {
     struct run *r = data;
-    obs_first_token(&r->llm_first_ms);
+    if (len)
+        obs_first_token(&r->llm_first_ms); /* a token, not an empty role chunk */
     flush_thinking(r);
     if (len)
         agent__emit_delta(r->s, "assistant_streaming_message", p, len, r->message_id);
