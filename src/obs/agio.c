@@ -186,7 +186,8 @@ static void run_start(const char *sid, const json_t *ev)
     char *content = xasprintf("[%zu characters]", input ? strlen(input) : (size_t)0);
     json_object_set_new(e, "content", json_string(content));
     xfree(content);
-    json_object_set_new(e, "streaming", json_boolean(json_is_true(json_object_get(opts, "stream"))));
+    json_object_set_new(e, "streaming",
+                        json_boolean(json_is_true(json_object_get(opts, "stream"))));
     push_new(e);
 }
 
@@ -196,7 +197,8 @@ static void loop_end(const char *sid, struct agio_run *run, const json_t *usage)
         return;
     json_t *e = base("agent_loop_end", sid, run);
     json_object_set_new(e, "iteration", json_integer(run->iteration));
-    json_object_set_new(e, "durationMs", json_integer((json_int_t)(mono_ms() - run->loop_start_ms)));
+    json_object_set_new(e, "durationMs",
+                        json_integer((json_int_t)(mono_ms() - run->loop_start_ms)));
     if (usage)
         json_object_set_new(e, "tokenUsage", token_usage(usage));
     push_new(e);
@@ -210,15 +212,20 @@ static void run_end(const char *sid, const json_t *ev)
     loop_end(sid, run, NULL);
     const char *status = json_get_str(ev, "status");
     json_t *e = base("agent_run_end", sid, run);
-    json_object_set_new(e, "executionTimeMs", json_integer(json_integer_value(json_object_get(ev, "elapsedMs"))));
-    json_object_set_new(e, "loopCount", json_integer(json_integer_value(json_object_get(ev, "iterations"))));
+    json_object_set_new(e, "executionTimeMs",
+                        json_integer(json_integer_value(json_object_get(ev, "elapsedMs"))));
+    json_object_set_new(e, "loopCount",
+                        json_integer(json_integer_value(json_object_get(ev, "iterations"))));
     json_object_set_new(e, "tokenUsage", token_usage(json_object_get(ev, "usage")));
     bool ok = status && strcmp(status, "idle") == 0;
     json_object_set_new(e, "successful", json_boolean(ok));
     if (!ok)
-        json_object_set_new(e, "error", json_pack("{s:s, s:s}", "message",
-                                                  run->error ? run->error : status ? status : "error",
-                                                  "code", status ? status : "error"));
+        json_object_set_new(e, "error",
+                            json_pack("{s:s, s:s}", "message",
+                                      run->error ? run->error
+                                      : status   ? status
+                                                 : "error",
+                                      "code", status ? status : "error"));
     push_new(e);
     xfree(run->error);
     xfree(run);
@@ -232,7 +239,8 @@ static void assistant_message(const char *sid, struct agio_run *run, const json_
     json_t *e = base("agent_ttft", sid, run);
     json_object_set_new(e, "ttftMs", json_integer((json_int_t)A.last_ttft_ms));
     push_new(e);
-    json_int_t out = json_integer_value(json_object_get(json_object_get(ev, "usage"), "completionTokens"));
+    json_int_t out =
+        json_integer_value(json_object_get(json_object_get(ev, "usage"), "completionTokens"));
     e = base("agent_tps", sid, run);
     double secs = A.last_dur_ms > 0 ? (double)A.last_dur_ms / 1000.0 : 0.001;
     json_object_set_new(e, "tps", json_real((double)out / secs));
@@ -269,11 +277,15 @@ void obs__agio_event(const char *sid, const char *type, const json_t *ev)
         json_t *e = base("tool_result", sid, run);
         json_object_set_new(e, "toolName", json_string(json_get_str(ev, "name")));
         json_object_set_new(e, "toolCallId", json_string(json_get_str(ev, "toolCallId")));
-        json_object_set_new(e, "executionTimeMs", json_integer(json_integer_value(json_object_get(ev, "elapsedMs"))));
+        json_object_set_new(e, "executionTimeMs",
+                            json_integer(json_integer_value(json_object_get(ev, "elapsedMs"))));
         json_object_set_new(e, "successful", json_boolean(json_object_get(ev, "error") == NULL));
         const json_t *content = json_object_get(ev, "content");
-        json_object_set_new(e, "resultSize", json_integer((json_int_t)json_dumpb(content, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY)));
-        json_object_set_new(e, "contentType", json_string(json_is_string(content) ? "text" : "json"));
+        json_object_set_new(
+            e, "resultSize",
+            json_integer((json_int_t)json_dumpb(content, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY)));
+        json_object_set_new(e, "contentType",
+                            json_string(json_is_string(content) ? "text" : "json"));
         push_new(e);
     } else if (strcmp(type, "system") == 0) {
         const char *level = json_get_str(ev, "level"), *msg = json_get_str(ev, "message");

@@ -39,8 +39,7 @@ static struct obs_series *add_series(struct obs_family *f, const char *v[OBS_MAX
     return s;
 }
 
-struct obs_series *obs__series(struct obs_family *f, const char *v0, const char *v1,
-                               const char *v2)
+struct obs_series *obs__series(struct obs_family *f, const char *v0, const char *v1, const char *v2)
 {
     const char *v[OBS_MAX_LABELS] = {v0 ? v0 : "", v1 ? v1 : "", v2 ? v2 : ""};
     int nlabels = 0;
@@ -97,7 +96,10 @@ void obs__label_escape(struct buf *out, const char *s)
 {
     size_t start = 0, i = 0;
     for (; s[i]; i++) {
-        const char *rep = s[i] == '\\' ? "\\\\" : s[i] == '"' ? "\\\"" : s[i] == '\n' ? "\\n" : NULL;
+        const char *rep = s[i] == '\\'   ? "\\\\"
+                          : s[i] == '"'  ? "\\\""
+                          : s[i] == '\n' ? "\\n"
+                                         : NULL;
         if (rep == NULL)
             continue;
         buf_append(out, s + start, i - start);

@@ -15,7 +15,8 @@
 #include "../core/xalloc.h"
 #include "obs_int.h"
 
-/* Microsecond bounds: 1 ms .. 60 s for requests, runs, model and tool calls. */
+/* Microsecond bounds: 1 ms .. 300 s for requests, runs, model and tool calls. */
+/* clang-format off */
 static const uint64_t lat_bounds[] = {1000,    5000,    10000,   25000,    50000,    100000,
                                       250000,  500000,  1000000, 2500000,  5000000,  10000000,
                                       30000000, 60000000, 300000000};
@@ -40,6 +41,7 @@ enum fam {
     F_LOOP_LAG, F_SPANS, F_AGIO, F_BUILD,
     F_COUNT
 };
+/* clang-format on */
 
 static struct obs_family fams[F_COUNT] = {
     [F_HTTP_REQS] = COUNTER("tars_http_requests_total",
@@ -47,22 +49,22 @@ static struct obs_family fams[F_COUNT] = {
                             "method", "code"),
     [F_HTTP_LAT] = HIST("tars_http_request_duration_seconds",
                         "HTTP request time from dispatch to the end of the response", lat_bounds),
-    [F_HTTP_ERRS] = COUNTER("tars_http_errors_total", "HTTP 4xx and 5xx answers by status and reason",
-                            "code", "reason"),
+    [F_HTTP_ERRS] = COUNTER("tars_http_errors_total",
+                            "HTTP 4xx and 5xx answers by status and reason", "code", "reason"),
     [F_HTTP_IN] = COUNTER("tars_http_received_bytes_total", "Bytes read from client sockets"),
     [F_HTTP_OUT] = COUNTER("tars_http_sent_bytes_total", "Bytes written to client sockets"),
     [F_SSE_OPEN] = GAUGE("tars_http_sse_streams_open", "Open server-sent event streams"),
     [F_SIO_CLIENTS] = GAUGE("tars_socketio_clients",
                             "Connected Socket.IO clients (Engine.IO sessions on /socket.io/)"),
     [F_RUNS_STARTED] = COUNTER("tars_agent_runs_started_total", "Agent runs started"),
-    [F_RUNS_ENDED] = COUNTER("tars_agent_runs_ended_total", "Agent runs ended, by final status",
-                             "status"),
+    [F_RUNS_ENDED] =
+        COUNTER("tars_agent_runs_ended_total", "Agent runs ended, by final status", "status"),
     [F_RUN_LAT] = HIST("tars_agent_run_duration_seconds", "Agent run duration", lat_bounds),
     [F_APPROVALS] = GAUGE("tars_agent_approvals_pending", "Tool calls waiting for approval"),
     [F_EVENTS] = COUNTER("tars_agent_events_total", "Agent events emitted, by type", "type"),
-    [F_MODEL_REQS] = COUNTER("tars_model_requests_total",
-                             "Model requests by provider, model and outcome", "provider", "model",
-                             "outcome"),
+    [F_MODEL_REQS] =
+        COUNTER("tars_model_requests_total", "Model requests by provider, model and outcome",
+                "provider", "model", "outcome"),
     [F_MODEL_TTFT] = HIST("tars_model_time_to_first_token_seconds",
                           "Time from a model request to its first streamed token", lat_bounds,
                           "provider", "model"),
@@ -71,23 +73,24 @@ static struct obs_family fams[F_COUNT] = {
     [F_MODEL_TOKENS] = COUNTER("tars_model_tokens_total",
                                "Tokens of model calls (as reported, else estimated)", "direction"),
     [F_MODEL_RETRIES] = COUNTER("tars_model_retries_total", "Model requests retried"),
-    [F_TOOL_CALLS] = COUNTER("tars_tool_calls_total", "Tool calls by tool and outcome", "tool",
-                             "outcome"),
+    [F_TOOL_CALLS] =
+        COUNTER("tars_tool_calls_total", "Tool calls by tool and outcome", "tool", "outcome"),
     [F_TOOL_LAT] = HIST("tars_tool_call_duration_seconds", "Tool call duration", lat_bounds),
     [F_MCP_UP] = GAUGE("tars_mcp_servers_up", "MCP servers connected and ready"),
     [F_MCP_STARTS] = COUNTER("tars_mcp_server_starts_total", "MCP server starts and restarts"),
     [F_MCP_TIMEOUTS] = COUNTER("tars_mcp_call_timeouts_total", "MCP tool calls that timed out"),
-    [F_STORE_COMMITS] = COUNTER("tars_store_commits_total", "Store write transactions committed",
-                                "outcome"),
-    [F_STORE_LAT] = HIST("tars_store_commit_duration_seconds", "Store commit duration",
-                         lat_bounds),
+    [F_STORE_COMMITS] =
+        COUNTER("tars_store_commits_total", "Store write transactions committed", "outcome"),
+    [F_STORE_LAT] = HIST("tars_store_commit_duration_seconds", "Store commit duration", lat_bounds),
     [F_STORE_WRITES] = COUNTER("tars_store_writes_total", "Rows written through store commits"),
     [F_LOOP_LAG] = HIST("tars_event_loop_lag_seconds",
                         "Delay of a 500 ms repeating timer behind its schedule", lag_bounds),
     [F_SPANS] = COUNTER("tars_trace_spans_total", "Trace spans by fate", "result"),
     [F_AGIO] = COUNTER("tars_agio_events_total", "AGIO telemetry events by fate", "result"),
-    [F_BUILD] = {.name = "tars_build_info", .help = "Build information (value 1)", .type = OBS_GAUGE,
-                .labels = {"version", "commit"}},
+    [F_BUILD] = {.name = "tars_build_info",
+                 .help = "Build information (value 1)",
+                 .type = OBS_GAUGE,
+                 .labels = {"version", "commit"}},
 };
 
 struct gauge_fn {
@@ -127,7 +130,6 @@ static void on_lag_timer(uv_timer_t *t)
     O.lag_last_ns = now;
 }
 
-
 int obs_init(uv_loop_t *loop, const json_t *root, char **err)
 {
     O.loop = loop;
@@ -141,9 +143,9 @@ int obs_init(uv_loop_t *loop, const json_t *root, char **err)
     log_set_json(fmt && strcmp(fmt, "json") == 0);
     const json_t *acc = json_object_get(log, "access");
     const char *accs = json_string_value(acc);
-    O.access_log = !(json_is_false(acc) || (accs && (strcmp(accs, "false") == 0 ||
-                                                     strcmp(accs, "0") == 0 ||
-                                                     strcmp(accs, "off") == 0)));
+    O.access_log =
+        !(json_is_false(acc) || (accs && (strcmp(accs, "false") == 0 || strcmp(accs, "0") == 0 ||
+                                          strcmp(accs, "off") == 0)));
     if (loop) {
         uv_timer_init(loop, &O.lag_timer);
         O.lag_last_ns = uv_hrtime();
@@ -237,13 +239,12 @@ bool obs__req_id_ok(const char *s)
     return n > 0;
 }
 
-
 void obs_req_begin(struct obs_req *o, const char *method, const char *path, const char *xrid,
                    const char *tt_logid, const char *traceparent, size_t bytes_in)
 {
     o->start_us = obs_now_us();
     o->bytes_in = bytes_in;
-    const char *given = xrid && obs__req_id_ok(xrid) ? xrid
+    const char *given = xrid && obs__req_id_ok(xrid)           ? xrid
                         : tt_logid && obs__req_id_ok(tt_logid) ? tt_logid
                                                                : NULL;
     o->tt_logid = tt_logid != NULL;
@@ -309,9 +310,8 @@ void obs_req_end(struct obs_req *o, const char *method, const char *path)
         char prev[OBS_REQ_ID_MAX];
         snprintf(prev, sizeof(prev), "%s", log_request_id());
         log_set_request_id(o->id);
-        log_write(LOG_INFO, "%s %s %d %.1f ms %llu bytes", method ? method : "-",
-                  path ? path : "-", o->status, (double)us / 1000.0,
-                  (unsigned long long)o->bytes_out);
+        log_write(LOG_INFO, "%s %s %d %.1f ms %llu bytes", method ? method : "-", path ? path : "-",
+                  o->status, (double)us / 1000.0, (unsigned long long)o->bytes_out);
         log_set_request_id(prev[0] ? prev : NULL);
     }
     obs__req_span_end(o, route);
@@ -403,19 +403,28 @@ void obs_first_token(uint64_t *first_ms)
 static const char *model_outcome(int status, const char *errmsg)
 {
     switch (status) {
-    case 0: return "ok";
-    case OBS_MODEL_ABORTED: return "aborted";
+    case 0:
+        return "ok";
+    case OBS_MODEL_ABORTED:
+        return "aborted";
     case -1001:
         if (errmsg && errmsg[0] == '4' && strncmp(errmsg, "429", 3) == 0)
             return "http_429";
         return errmsg && errmsg[0] == '4' ? "http_4xx" : "http_5xx";
-    case -1002: return "stream_error";
-    case -1003: return "truncated";
-    case -1004: return "timeout";
-    case -1005: return "connect";
-    case -1006: return "protocol";
-    case -1007: return "config";
-    default: return "error";
+    case -1002:
+        return "stream_error";
+    case -1003:
+        return "truncated";
+    case -1004:
+        return "timeout";
+    case -1005:
+        return "connect";
+    case -1006:
+        return "protocol";
+    case -1007:
+        return "config";
+    default:
+        return "error";
     }
 }
 
@@ -455,10 +464,18 @@ void obs_model_retry(void)
 void obs_mcp(enum obs_mcp_what what)
 {
     switch (what) {
-    case OBS_MCP_UP: obs__add(&fams[F_MCP_UP], 1, NULL, NULL, NULL); break;
-    case OBS_MCP_DOWN: obs__add(&fams[F_MCP_UP], -1, NULL, NULL, NULL); break;
-    case OBS_MCP_START: obs__add(&fams[F_MCP_STARTS], 1, NULL, NULL, NULL); break;
-    case OBS_MCP_TIMEOUT: obs__add(&fams[F_MCP_TIMEOUTS], 1, NULL, NULL, NULL); break;
+    case OBS_MCP_UP:
+        obs__add(&fams[F_MCP_UP], 1, NULL, NULL, NULL);
+        break;
+    case OBS_MCP_DOWN:
+        obs__add(&fams[F_MCP_UP], -1, NULL, NULL, NULL);
+        break;
+    case OBS_MCP_START:
+        obs__add(&fams[F_MCP_STARTS], 1, NULL, NULL, NULL);
+        break;
+    case OBS_MCP_TIMEOUT:
+        obs__add(&fams[F_MCP_TIMEOUTS], 1, NULL, NULL, NULL);
+        break;
     }
 }
 

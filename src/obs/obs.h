@@ -36,15 +36,15 @@ void obs_metrics_render(struct buf *out);
 /* ---- HTTP requests (src/http) ----
  * Embedded in every request (zeroed with it). The http module fills it; nothing else reads it. */
 struct obs_req {
-    char id[OBS_REQ_ID_MAX];    /* X-Request-Id / x-tt-logid as sent, or generated */
-    bool id_given;              /* the client sent one: error bodies then carry it too */
-    bool tt_logid;              /* the client sent x-tt-logid: echoed under that name too */
-    bool sse;                   /* counted in the open-SSE-streams gauge */
-    int status;                 /* response status, 0 until one is sent */
-    const char *route;          /* route template (static), NULL = derived from the path */
-    uint64_t start_us;          /* monotonic; 0 = never dispatched (nothing recorded) */
+    char id[OBS_REQ_ID_MAX]; /* X-Request-Id / x-tt-logid as sent, or generated */
+    bool id_given;           /* the client sent one: error bodies then carry it too */
+    bool tt_logid;           /* the client sent x-tt-logid: echoed under that name too */
+    bool sse;                /* counted in the open-SSE-streams gauge */
+    int status;              /* response status, 0 until one is sent */
+    const char *route;       /* route template (static), NULL = derived from the path */
+    uint64_t start_us;       /* monotonic; 0 = never dispatched (nothing recorded) */
     uint64_t bytes_in, bytes_out;
-    uint32_t span;              /* trace span slot + 1, 0 = not traced */
+    uint32_t span; /* trace span slot + 1, 0 = not traced */
 };
 
 /* The request reached the handler: takes or makes its id, starts its span, and makes it the
@@ -78,8 +78,7 @@ void obs_first_token(uint64_t *first_ms);
  * may be NULL. Ends span (from obs_model_span_start) with the GenAI attributes. */
 #define OBS_MODEL_ABORTED 1
 void obs_model_done(uint32_t span, const char *provider, const char *model, int status,
-                    const char *errmsg, uint64_t start_ms, uint64_t first_ms,
-                    const json_t *usage);
+                    const char *errmsg, uint64_t start_ms, uint64_t first_ms, const json_t *usage);
 void obs_model_retry(void);
 enum obs_mcp_what { OBS_MCP_UP, OBS_MCP_DOWN, OBS_MCP_START, OBS_MCP_TIMEOUT };
 void obs_mcp(enum obs_mcp_what what);

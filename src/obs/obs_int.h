@@ -30,13 +30,13 @@ struct obs_series {
 };
 
 struct obs_family {
-    const char *name, *help;   /* static */
+    const char *name, *help; /* static */
     enum obs_type type;
     const char *labels[OBS_MAX_LABELS]; /* label names, NULL-terminated when fewer */
-    const uint64_t *bounds;    /* histogram upper bounds in raw units, ascending */
+    const uint64_t *bounds;             /* histogram upper bounds in raw units, ascending */
     size_t nbounds;
-    double scale;              /* raw units per exposed unit (1e6: microseconds -> seconds) */
-    struct obs_series *s;      /* owned */
+    double scale;         /* raw units per exposed unit (1e6: microseconds -> seconds) */
+    struct obs_series *s; /* owned */
     size_t n, cap;
 };
 
@@ -100,8 +100,8 @@ bool obs__traceparent_parse(const char *s, struct obs_ctx *ctx);
 void obs__hex(char *out, const uint8_t *p, size_t n); /* 2n chars plus NUL */
 
 struct obs_attr {
-    const char *key;   /* static */
-    char *str;         /* owned string value, or NULL for an int */
+    const char *key; /* static */
+    char *str;       /* owned string value, or NULL for an int */
     long long num;
 };
 
@@ -109,10 +109,10 @@ struct obs_attr {
 
 struct obs_span {
     uint8_t trace_id[16], span_id[8], parent_id[8]; /* parent all zero for a root */
-    const char *name;    /* static */
-    int kind;            /* OTLP SpanKind: 1 internal, 2 server, 3 client */
+    const char *name;                               /* static */
+    int kind;                  /* OTLP SpanKind: 1 internal, 2 server, 3 client */
     uint64_t start_ns, end_ns; /* unix nanoseconds */
-    char *error;         /* owned; status error message, or NULL (status unset) */
+    char *error;               /* owned; status error message, or NULL (status unset) */
     struct obs_attr attrs[OBS_SPAN_MAX_ATTRS];
     size_t nattrs;
 };

@@ -99,11 +99,10 @@ static json_t *span_json(const struct obs_span *sp)
     json_t *attrs = json_array();
     for (size_t i = 0; i < sp->nattrs; i++)
         json_array_append_new(attrs, attr_json(&sp->attrs[i]));
-    json_t *j = json_pack("{s:o, s:o, s:s, s:i, s:o, s:o, s:o}", "traceId",
-                          hex_string(sp->trace_id, 16), "spanId", hex_string(sp->span_id, 8),
-                          "name", sp->name, "kind", sp->kind, "startTimeUnixNano",
-                          u64_string(sp->start_ns), "endTimeUnixNano", u64_string(sp->end_ns),
-                          "attributes", attrs);
+    json_t *j = json_pack(
+        "{s:o, s:o, s:s, s:i, s:o, s:o, s:o}", "traceId", hex_string(sp->trace_id, 16), "spanId",
+        hex_string(sp->span_id, 8), "name", sp->name, "kind", sp->kind, "startTimeUnixNano",
+        u64_string(sp->start_ns), "endTimeUnixNano", u64_string(sp->end_ns), "attributes", attrs);
     static const uint8_t zero[8];
     if (memcmp(sp->parent_id, zero, 8) != 0)
         json_object_set_new(j, "parentSpanId", hex_string(sp->parent_id, 8));

@@ -15,9 +15,9 @@
 #include "../core/xalloc.h"
 #include "obs_int.h"
 
-#define LIVE_MAX 4096      /* spans open at once; more are not traced */
-#define QUEUE_MAX 2048     /* ended spans waiting for export (OTEL_BSP_MAX_QUEUE_SIZE) */
-#define BATCH_MAX 512      /* spans per POST (OTEL_BSP_MAX_EXPORT_BATCH_SIZE) */
+#define LIVE_MAX 4096  /* spans open at once; more are not traced */
+#define QUEUE_MAX 2048 /* ended spans waiting for export (OTEL_BSP_MAX_QUEUE_SIZE) */
+#define BATCH_MAX 512  /* spans per POST (OTEL_BSP_MAX_EXPORT_BATCH_SIZE) */
 #define HEADERS_MAX 16
 
 struct live {
@@ -34,14 +34,14 @@ static struct {
     bool parent_based;
     double ratio;
     unsigned delay_ms;
-    struct live *live;          /* LIVE_MAX */
+    struct live *live; /* LIVE_MAX */
     uint32_t next_gen;
-    struct obs_span *queue;     /* QUEUE_MAX */
+    struct obs_span *queue; /* QUEUE_MAX */
     size_t nqueue;
     bool sending;
     bool timer_on;
-    uint32_t current;           /* span of the request being handled, or the entered one */
-    uint32_t saved;             /* current before obs_model_span_start */
+    uint32_t current; /* span of the request being handled, or the entered one */
+    uint32_t saved;   /* current before obs_model_span_start */
     obs_post_fn send;
 } T;
 static uv_timer_t export_timer; /* outside T: T is cleared while the handle is closing */

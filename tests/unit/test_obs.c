@@ -17,8 +17,10 @@
 
 static void test_counter_exposition(void **state)
 {
-    struct obs_family f = {.name = "t_requests_total", .help = "Requests\nby route \\ code",
-                           .type = OBS_COUNTER, .labels = {"route", "code"}};
+    struct obs_family f = {.name = "t_requests_total",
+                           .help = "Requests\nby route \\ code",
+                           .type = OBS_COUNTER,
+                           .labels = {"route", "code"}};
     struct buf b;
     buf_init(&b, 1 << 20);
     obs__render(&b, &f);
@@ -61,8 +63,13 @@ static void test_unlabelled_zero_and_gauge(void **state)
 static void test_histogram_exposition(void **state)
 {
     static const uint64_t bounds[] = {1000, 10000, 100000}; /* microseconds */
-    struct obs_family h = {.name = "t_seconds", .help = "Latency", .type = OBS_HISTOGRAM,
-                           .bounds = bounds, .nbounds = 3, .scale = 1e6, .labels = {"op"}};
+    struct obs_family h = {.name = "t_seconds",
+                           .help = "Latency",
+                           .type = OBS_HISTOGRAM,
+                           .bounds = bounds,
+                           .nbounds = 3,
+                           .scale = 1e6,
+                           .labels = {"op"}};
     uint64_t obs[] = {500, 1000, 1001, 50000, 2000000};
     for (size_t i = 0; i < 5; i++)
         obs__observe(&h, obs[i], "read", NULL, NULL);
@@ -81,8 +88,12 @@ static void test_histogram_exposition(void **state)
     buf_release(&b);
     obs__family_clear(&h);
     /* Unlabelled and empty: zero buckets, still a valid histogram. */
-    struct obs_family e = {.name = "t_lag_seconds", .help = "Lag", .type = OBS_HISTOGRAM,
-                           .bounds = bounds, .nbounds = 3, .scale = 1e6};
+    struct obs_family e = {.name = "t_lag_seconds",
+                           .help = "Lag",
+                           .type = OBS_HISTOGRAM,
+                           .bounds = bounds,
+                           .nbounds = 3,
+                           .scale = 1e6};
     buf_init(&b, 1 << 20);
     obs__render(&b, &e);
     assert_non_null(strstr(buf_str(&b), "t_lag_seconds_bucket{le=\"+Inf\"} 0\n"
@@ -92,8 +103,7 @@ static void test_histogram_exposition(void **state)
 
 static void test_series_cap(void **state)
 {
-    struct obs_family f = {.name = "t_total", .help = "x", .type = OBS_COUNTER,
-                           .labels = {"tool"}};
+    struct obs_family f = {.name = "t_total", .help = "x", .type = OBS_COUNTER, .labels = {"tool"}};
     char name[32];
     for (int i = 0; i < OBS_MAX_SERIES + 50; i++) {
         snprintf(name, sizeof(name), "tool%d", i);
@@ -187,7 +197,8 @@ static void test_otlp_json(void **state)
         text,
         "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":"
         "{\"stringValue\":\"svc\"}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"agent-tars-server\"},"
-        "\"spans\":[{\"attributes\":[{\"key\":\"http.route\",\"value\":{\"stringValue\":\"/api/x\"}},"
+        "\"spans\":[{\"attributes\":[{\"key\":\"http.route\",\"value\":{\"stringValue\":\"/api/"
+        "x\"}},"
         "{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"200\"}}],"
         "\"endTimeUnixNano\":\"1700000000123456789\",\"kind\":2,\"name\":\"http.request\","
         "\"spanId\":\"0102030405060708\",\"startTimeUnixNano\":\"1700000000000000000\","
@@ -207,9 +218,12 @@ int main(void)
 {
     json_set_alloc_funcs(xmalloc, xfree);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_counter_exposition), cmocka_unit_test(test_unlabelled_zero_and_gauge),
-        cmocka_unit_test(test_histogram_exposition), cmocka_unit_test(test_series_cap),
-        cmocka_unit_test(test_request_ids),        cmocka_unit_test(test_traceparent),
+        cmocka_unit_test(test_counter_exposition),
+        cmocka_unit_test(test_unlabelled_zero_and_gauge),
+        cmocka_unit_test(test_histogram_exposition),
+        cmocka_unit_test(test_series_cap),
+        cmocka_unit_test(test_request_ids),
+        cmocka_unit_test(test_traceparent),
         cmocka_unit_test(test_otlp_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
