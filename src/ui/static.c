@@ -59,6 +59,7 @@ static struct {
     size_t nfiles, total;
     char *index; /* index.html as read, with the 0.3.0 build-time base undone */
     size_t index_len;
+    char index_etag[24];
     char *script_hashes; /* " 'sha256-...'" for each inline script of index.html */
     char *config_json;   /* the webui object, staticPath left out */
     char *base;          /* literal webui.base (normalized), or NULL */
@@ -209,6 +210,7 @@ static void prepare_index(const struct sfile *f)
         st.index = xstrndup(f->data, f->len);
     }
     st.index_len = strlen(st.index);
+    ui__etag(st.index, st.index_len, st.index_etag);
     struct buf h;
     buf_init(&h, SIZE_MAX / 2);
     const char *s = st.index, *end = st.index + st.index_len;
@@ -350,16 +352,27 @@ static void build_page(const char *prefix)
     xfree(base_json);
     const char *head_end = strstr(st.index, "</head>");
     size_t at = head_end ? (size_t)(head_end - st.index) : 0;
-    st.page = xasprintf("%.*s<script>%s</script>\n%s", (int)at, st.index, script, st.index + at);
-    st.page_len = strlen(st.page);
+    size_t slen = strlen(script);
+    static const char open_tag[] = "<script>", close_tag[] = "</script>\n";
+    st.page_len = st.index_len + slen + sizeof(open_tag) - 1 + sizeof(close_tag) - 1;
+    st.page = xmalloc(st.page_len + 1);
+    char *o = st.page;
+    memcpy(o, st.index, at), o += at;
+    memcpy(o, open_tag, sizeof(open_tag) - 1), o += sizeof(open_tag) - 1;
+    memcpy(o, script, slen), o += slen;
+    memcpy(o, close_tag, sizeof(close_tag) - 1), o += sizeof(close_tag) - 1;
+    memcpy(o, st.index + at, st.index_len - at + 1);
     struct buf h;
     buf_init(&h, SIZE_MAX / 2);
     buf_appends(&h, CSP_HEAD);
     buf_appends(&h, st.script_hashes);
     append_hash(&h, script, strlen(script));
     buf_appends(&h, CSP_TAIL);
+    /* the page is the index (hashed once at start) plus the script: hash just those two */
     char etag[24];
-    ui__etag(st.page, st.page_len, etag);
+    char *key = xasprintf("%s|%s", st.index_etag, script);
+    ui__etag(key, strlen(key), etag);
+    xfree(key);
     buf_appends(&h, "ETag: ");
     buf_appends(&h, etag);
     buf_appends(&h, "\r\n");
