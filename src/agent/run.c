@@ -434,8 +434,10 @@ static bool start_tool(struct run *r, const json_t *call)
     agent__emit_new(r->s, ev);
     r->refs++;
     r->tool_span = obs_tool_span_start(r->span, name);
+    uint32_t outer = obs_span_enter(r->tool_span); /* MCP-over-HTTP, search: its traceparent */
     int rc = tool_run_start(agent__opts.loop, r->s->workspace, name, args, on_tool_done, r,
                             &r->tool);
+    obs_span_enter(outer);
     json_decref(args);
     if (rc < 0) {
         r->refs--;

@@ -1372,6 +1372,10 @@ static struct curl_slist *http_headers(struct mcp_server *s)
         h = curl_slist_append(h, v);
         xfree(v);
     }
+    char tp[80]; /* W3C trace context of the tool call being sent, if traced (obs.h) */
+    obs_traceparent_header(obs_current_span(), tp);
+    if (tp[0])
+        h = curl_slist_append(h, tp);
     return h;
 }
 

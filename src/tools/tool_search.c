@@ -15,6 +15,7 @@
 #include "core/util.h"
 #include "core/xalloc.h"
 #include "llm/curl_uv.h"
+#include "obs/obs.h"
 #include "tools.h"
 #include "tools_int.h"
 
@@ -336,6 +337,10 @@ static struct curl_slist *prepare(CURL *easy, const char *query, size_t count)
     char *url = endpoint(), *full = NULL;
     char *q = curl_easy_escape(easy, query, 0);
     struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
+    char tp[80]; /* W3C trace context of the tool call (obs.h), when traced */
+    obs_traceparent_header(obs_current_span(), tp);
+    if (tp[0])
+        h = curl_slist_append(h, tp);
     if (sc.provider == PROV_TAVILY) {
         json_t *body = json_pack("{s:s, s:I}", "query", query, "max_results", (json_int_t)count);
         if (sc.api_key != NULL)
