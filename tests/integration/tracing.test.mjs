@@ -170,6 +170,44 @@ describe('tracing', () => {
     });
 });
 
+describe('tracing tool requests', () => {
+    let search;
+    let s2;
+    before(async () => {
+        search = await new Promise((resolve) => {
+            const requests = [];
+            const server = http.createServer((req, res) => {
+                requests.push({ url: req.url, headers: req.headers });
+                res.writeHead(200, { 'content-type': 'application/json' });
+                res.end(JSON.stringify({ query: 'x', results: [{ title: 't', url: 'https://example.com/', content: 'c' }] }));
+            });
+            server.listen(0, '127.0.0.1', () =>
+                resolve({ requests, url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) }),
+            );
+        });
+        s2 = await startServer({
+            fake,
+            args: ['--search.provider', 'searxng', '--search.baseURL', search.url],
+            env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${recv.url}/v1/traces`, OTEL_BSP_SCHEDULE_DELAY: '200' },
+        });
+    });
+    after(() => cleanup(s2, search));
+
+    test('a web search request carries the traceparent of its execute_tool span', async () => {
+        const sid = await createSession(s2);
+        const query = toolQuery([['web_search', { query: 'agent tars' }]]);
+        assert.equal((await post(s2, '/api/sessions/query', { sessionId: sid, query })).status, 200);
+        assert.equal(search.requests.length, 1);
+        const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(search.requests[0].headers.traceparent || '');
+        assert.ok(m, `traceparent: ${search.requests[0].headers.traceparent}`);
+        await waitFor(() => recv.spans().some((s) => s.spanId === m[2]), { timeoutMs: 10000, what: 'the tool span' });
+        const tool = recv.spans().find((s) => s.spanId === m[2]);
+        assert.equal(tool.name, 'execute_tool');
+        assert.equal(tool.traceId, m[1]);
+        assert.deepEqual(attr(tool, 'gen_ai.tool.name'), { stringValue: 'web_search' });
+    });
+});
+
 describe('tracing off', () => {
     let plain;
     let sampledOut;
