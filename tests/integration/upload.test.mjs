@@ -307,4 +307,24 @@ describe('attachments in the built-in UI (chromium)', { skip: SKIP_REASON }, () 
         assertClean(assert, page);
         await page.closeAll();
     });
+
+    test('a file of 20 MB + 1 byte is refused: the page says why, nothing is stored, the model is not asked', { timeout: 60000 }, async () => {
+        const page = await openPage(browser, `${srv.url}/`);
+        await page.click(sel.newSession);
+        await page.waitForFunction(() => location.hash.length > 1);
+        const before = uploadsOf(srv);
+        await page.setInputFiles('#attach-input', [{ name: 'huge.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(MB20 + 1, 1) }]);
+        const answered = page.waitForResponse((r) => r.url().includes('/api/v1/files/upload'));
+        const asked = fake.requests.length;
+        await sendMessage(page, q('text', 'here is a big one'));
+        const res = await answered;
+        assert.equal(res.status(), 413);
+        await page.waitForSelector(sel.error);
+        assert.match(await page.locator(sel.error).last().textContent(), /Cannot upload the files: Each file must be 20MB or smaller/);
+        assert.equal(fake.requests.length, asked, 'the query was not sent');
+        assert.deepEqual(uploadsOf(srv), before, 'nothing stored');
+        assert.equal(await page.locator('#attachments li').count(), 1, 'the attachment stays, to be removed or retried');
+        assertClean(assert, page, { allowHttp: [/^413 POST \/api\/v1\/files\/upload/] });
+        await page.closeAll();
+    });
 });
