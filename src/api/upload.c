@@ -61,7 +61,8 @@ struct upload {
     bool writing;
     bool body_end; /* the whole body arrived */
     bool paused;
-    bool in_body; /* inside on_body */
+    bool in_body;   /* inside on_body */
+    unsigned holds; /* callers up the stack that still use u (see on_written) */
 };
 
 static void close_jobs(struct upload *u)
@@ -104,7 +105,7 @@ static void remove_files(struct upload *u)
 /* Frees u when nothing refers to it any more: answered (or gone) and no write in flight. */
 static void maybe_free(struct upload *u)
 {
-    if (u->req == NULL && !u->writing)
+    if (u->req == NULL && !u->writing && u->holds == 0)
         up_free(u);
 }
 
@@ -206,9 +207,10 @@ static void on_written(uv_fs_t *w)
         return;
     }
     buf_reset(&u->wbuf);
+    u->holds++; /* resuming the body may run on_body, which may answer and let go of u */
     pump(u);
-    if (u->req == NULL)
-        maybe_free(u);
+    u->holds--;
+    maybe_free(u);
 }
 
 static void finish(struct upload *u)
