@@ -198,6 +198,33 @@ describe('POST /api/v1/files/upload', () => {
         assert.doesNotMatch(srv.stderr, /AddressSanitizer|runtime error/);
     });
 
+    test('concurrent uploads and clients cut off mid-body: the whole ones are stored intact, the cut ones leave nothing', async () => {
+        const before = new Set(uploadsOf(srv));
+        const data = Buffer.alloc(8 * 1024 * 1024);
+        for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+        const whole = Array.from({ length: 4 }, (_, i) => upload(srv, form([{ name: `whole${i}.bin`, data }]), { query: `?sessionId=${sid}` }));
+        const cuts = [1, 2, 3].map(async (k) => {
+            const head = part('files', `cut${k}.bin`, '');
+            const c = await rawUpload(srv, sid, head.slice(0, -2), { contentLength: 30_000_000 });
+            const chunk = Buffer.alloc(256 * 1024, k);
+            for (let sent = 0; sent < k * 1024 * 1024; sent += chunk.length) await c.write(chunk);
+            c.close();
+        });
+        const results = await Promise.all(whole);
+        await Promise.all(cuts);
+        for (const r of results) {
+            assert.equal(r.status, 200, r.text);
+            const f = r.json.files[0];
+            assert.equal(f.size, data.length);
+            assert.ok(fs.readFileSync(path.join(srv.workspace, 'uploads', f.storedName)).equals(data), `${f.storedName} intact`);
+        }
+        await new Promise((r) => setTimeout(r, 300));
+        const added = uploadsOf(srv).filter((n) => !before.has(n));
+        assert.equal(added.length, 4, `only the whole uploads: ${added}`);
+        for (const n of added) fs.rmSync(path.join(srv.workspace, 'uploads', n));
+        await stillServing(srv);
+    });
+
     test('a symlink planted at uploads/ is not followed', async () => {
         const s2 = await startServer({ fake });
         try {
