@@ -13,7 +13,6 @@
 #include "../core/util.h"
 #include "../core/xalloc.h"
 #include "../obs/obs.h"
-#include "../tools/mcp.h"
 #include "../tools/tools.h"
 #include "run_int.h"
 

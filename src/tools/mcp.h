@@ -38,12 +38,4 @@ int mcp_call_start(const char *name, const json_t *args, tool_done_cb on_done, v
  * (on_done fires from the loop, not inside this call). */
 void mcp_call_abort(struct mcp_call *call);
 
-/* The OpenAI content parts the original makes of ANY tool result before it goes to the model
- * (agent-tools-llm.md §2.4, utils/multimodal.ts): a string becomes one text part; in an array,
- * objects carrying base64 image data become image_url parts (data URIs) and everything else is
- * JSON.stringify(items, null, 2)-ed into one text part after them; an object is stringified
- * unless it carries image data; null, numbers and booleans become their String() text.
- * Pure; returns a new array [{type:"text",text} | {type:"image_url",image_url:{url}}]. */
-json_t *mcp_content_to_parts(const json_t *content);
-
 #endif

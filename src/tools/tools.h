@@ -60,6 +60,15 @@ int tool_run_start(uv_loop_t *loop, const char *root, const char *name, const js
  * A file tool already on the threadpool finishes normally. */
 void tool_run_abort(struct tool_run *run);
 
+/* The OpenAI content parts the original makes of ANY tool result before it goes to the model
+ * (agent-tools-llm.md §2.4, utils/multimodal.ts): a string becomes one text part; in an array,
+ * objects carrying base64 image data become image_url parts (data URIs) and everything else is
+ * JSON.stringify(items, null, 2)-ed into one text part after them; an object is stringified
+ * unless it carries image data; null, numbers and booleans become their String() text.
+ * Pure (tool_content.c); returns a new array
+ * [{type:"text",text} | {type:"image_url",image_url:{url}}]. */
+json_t *mcp_content_to_parts(const json_t *content);
+
 /* Files no command may read: the database and the config files. The sandbox covers each (and
  * a database's -wal, -shm and -journal) when a bound tree would show it. Copied; call before
  * tools_init. */
