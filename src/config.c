@@ -464,6 +464,26 @@ static int read_storage(struct config *c, char **err)
     return rc;
 }
 
+/* Secrets that may come from the environment go into the config tree here, while the
+ * environment still holds them, and their variables join key_env, so config_hide_secrets removes
+ * them before any command could see them. A value already in the tree wins. */
+static void read_env_secrets(struct config *c)
+{
+    static const char *const vars[][2] = {
+        {"TARKO_AUTH_TOKEN", "server.auth.token"},
+        {"TARKO_SERVER_SECRET", "server.secret"},
+        {"TARKO_METRICS_TOKEN", "server.metrics.token"},
+    };
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        const char *v = getenv(vars[i][0]);
+        if (v == NULL || *v == '\0')
+            continue;
+        if (get_path(c->root, vars[i][1]) == NULL)
+            set_dotted(c->root, vars[i][1], json_string(v));
+        strv_push(&c->key_env, vars[i][0]);
+    }
+}
+
 static int read_all(struct config *c, char **err)
 {
     json_t *r = c->root;
@@ -481,6 +501,7 @@ static int read_all(struct config *c, char **err)
         return -1;
     c->max_iterations = (int)v;
     c->instructions = get_str(r, "instructions");
+    read_env_secrets(c);
     read_model(c);
     struct llm_config *l = &c->llm;
     l->provider = c->provider;

@@ -259,9 +259,6 @@ int auth_new(const json_t *root, const char *bind_host, struct auth **out, char 
     const char *csrf = json_string_value(json_object_get(server, "csrf"));
     a->csrf_required = csrf && strcmp(csrf, "required") == 0;
     a->secret = str_or_env(json_object_get(server, "secret"), "TARKO_SERVER_SECRET");
-    /* Read once; nothing later (a command, a crash dump) should find them in the environment. */
-    unsetenv("TARKO_AUTH_TOKEN");
-    unsetenv("TARKO_SERVER_SECRET");
     if (a->token && strlen(a->token) < AUTH_MIN_TOKEN) {
         *err = xasprintf("server.auth.token is too short: it must be at least %d characters",
                          AUTH_MIN_TOKEN);
