@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,8 +118,9 @@ static json_t *flag_value(const char *key, const char *v)
     char *end;
     errno = 0;
     double d = strtod(v, &end);
-    if (*v && *end == '\0' && errno == 0 && !isspace((unsigned char)*v)) {
-        if (d == (double)(json_int_t)d && strchr(v, '.') == NULL)
+    if (*v && *end == '\0' && errno == 0 && !isspace((unsigned char)*v) && isfinite(d)) {
+        /* in range before the cast: converting 4e91 to an integer is undefined (fuzz_config) */
+        if (d >= -9.2e18 && d <= 9.2e18 && d == (double)(json_int_t)d && strchr(v, '.') == NULL)
             return json_integer((json_int_t)d);
         return json_real(d);
     }
