@@ -429,7 +429,9 @@ describe('the original web UI (@tarko/agent-ui-builder) in chromium', { skip: SK
                 page.problems.consoleErrors.join('\n'),
             );
             assert.match(srv.stderr, new RegExp(`refused Origin '${ui.origin}'`));
-            assert.equal(new URL(page.url()).pathname, '/', 'the page stayed on its home');
+            // no session page: the UI shows its home, or its "creating" page for a moment before
+            // it goes back (how long depends on the machine's load, so both count)
+            assert.ok(['/', '/creating'].includes(new URL(page.url()).pathname), `the page reached ${page.url()}`);
             assert.deepEqual(await sessionsOf(srv), [], 'no session was created');
             assert.equal(fake.requests.length, 0, 'nothing reached the model');
             // what the browser got, asked by hand: the preflight and the request itself
