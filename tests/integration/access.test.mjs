@@ -102,6 +102,8 @@ describe('loopback defaults: Host, Origin, CORS, content types, CSRF, headers', 
             ['POST', '/api/v1/sessions/create', undefined, evil],
             ['GET', '/api/v1/sessions', undefined, evil],
             ['POST', '/api/v1/sessions/delete', '{}', { ...evil, 'content-type': 'application/json' }],
+            ['POST', '/api/v1/sessions/tool-approval', '{"sessionId":"x","toolCallId":"y","approved":true}', { ...evil, 'content-type': 'application/json' }],
+            ['GET', '/api/v1/csrf-token', undefined, evil],
             ['GET', '/api/v1/sessions', undefined, { origin: 'null' }],
         ];
         for (const [method, p, body, headers] of attempts) {
